@@ -1,0 +1,26 @@
+"""The typed context every node and tool receives: who the session's customer is, and the ports.
+
+It is never shown to the model; a tool can only see the customer the session authenticated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.ports import SupportStore
+from core.types import Channel, ConversationId, CustomerId, Lang
+
+__all__ = ["SupportContext"]
+
+
+@dataclass(frozen=True)
+class SupportContext:
+    """Run-scoped dependencies of one turn."""
+
+    customer_id: CustomerId
+    """The customer the channel authenticated; tools act for this customer only."""
+    conversation_id: ConversationId
+    channel: Channel
+    store: SupportStore
+    lang: Lang | None = None
+    """Language the client asked for; None lets Kefu detect it per message."""

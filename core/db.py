@@ -1,0 +1,125 @@
+"""SQLAlchemy tables for the CRM, the catalog, orders and tickets.
+
+SQLite by default; any SQLAlchemy URL works (see ``Settings.database_url``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, Numeric, String, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["Base", "CustomerRow", "OrderItemRow", "OrderRow", "ProductRow", "TicketRow", "make_engine"]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of Kefu's tables."""
+
+
+class CustomerRow(Base):
+    """A customer of the shop."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    email: Mapped[str] = mapped_column(String(120), unique=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    tier: Mapped[str] = mapped_column(String(16), index=True)
+    lang: Mapped[str] = mapped_column(String(4))
+    city: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+    orders: Mapped[list[OrderRow]] = relationship(back_populates="customer")
+
+
+class ProductRow(Base):
+    """A catalog entry with bilingual features and usage scenarios."""
+
+    __tablename__ = "products"
+
+    sku: Mapped[str] = mapped_column(String(24), primary_key=True)
+    name_en: Mapped[str] = mapped_column(String(120))
+    name_zh: Mapped[str] = mapped_column(String(120))
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    price: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
+    stock: Mapped[int] = mapped_column(Integer)
+    features_en: Mapped[list[str]] = mapped_column(JSON)
+    features_zh: Mapped[list[str]] = mapped_column(JSON)
+    scenarios_en: Mapped[list[str]] = mapped_column(JSON)
+    scenarios_zh: Mapped[list[str]] = mapped_column(JSON)
+
+
+class OrderRow(Base):
+    """An order placed by a customer."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    total: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
+    carrier: Mapped[str | None] = mapped_column(String(32))
+    tracking_number: Mapped[str | None] = mapped_column(String(32))
+    estimated_delivery: Mapped[datetime | None] = mapped_column(DateTime)
+
+    customer: Mapped[CustomerRow] = relationship(back_populates="orders")
+    items: Mapped[list[OrderItemRow]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderItemRow.id"
+    )
+
+
+class OrderItemRow(Base):
+    """One line of an order."""
+
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("products.sku"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
+
+    order: Mapped[OrderRow] = relationship(back_populates="items")
+    product: Mapped[ProductRow] = relationship()
+
+
+class TicketRow(Base):
+    """A support ticket."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url`` and make sure the tables exist.
+
+    SQLite gets WAL journaling and foreign keys, so the API and the CLI can share the file.
+    """
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    Base.metadata.create_all(engine)
+    return engine

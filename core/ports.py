@@ -1,0 +1,54 @@
+"""Ports: the Protocols that tools and nodes depend on; adapters live elsewhere."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from core.types import (
+    ConversationId,
+    Customer,
+    CustomerId,
+    CustomerProfile,
+    Order,
+    OrderId,
+    Product,
+    Ticket,
+    TicketKind,
+)
+
+__all__ = ["SupportStore"]
+
+
+class SupportStore(Protocol):
+    """What the agent may read and write in the shop's systems."""
+
+    def get_customer(self, customer_id: CustomerId) -> Customer | None:
+        """Return the customer, or None."""
+        ...
+
+    def get_order(self, order_id: OrderId) -> Order | None:
+        """Return the order with its items, or None."""
+        ...
+
+    def list_orders(self, customer_id: CustomerId, limit: int = 5) -> list[Order]:
+        """Return the customer's most recent orders, newest first."""
+        ...
+
+    def customer_profile(self, customer_id: CustomerId) -> CustomerProfile | None:
+        """Return the 360° view of the customer, or None."""
+        ...
+
+    def open_ticket(
+        self,
+        customer_id: CustomerId,
+        conversation_id: ConversationId | None,
+        kind: TicketKind,
+        subject: str,
+        priority: int,
+    ) -> Ticket:
+        """Open a ticket; an open ticket of the same kind for the same conversation is reused."""
+        ...
+
+    def search_products(self, query: str, limit: int = 5) -> list[Product]:
+        """Return catalog entries whose names, category, features or scenarios match ``query``."""
+        ...

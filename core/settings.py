@@ -1,0 +1,76 @@
+"""One ``Settings`` object, read from ``KEFU_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+__all__ = ["Settings"]
+
+LlmBackend = Literal["llamacpp", "vllm", "openai"]
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "kefu"
+
+
+class Settings(BaseSettings):
+    """Everything Kefu can be told; defaults run on one machine with no setup."""
+
+    model_config = SettingsConfigDict(env_prefix="KEFU_", env_file=".env", extra="ignore")
+
+    llm_backend: LlmBackend = "llamacpp"
+    """``llamacpp`` starts a local llama-server; ``vllm`` and ``openai`` use ``llm_base_url``."""
+    llm_base_url: str | None = None
+    """OpenAI-compatible base URL (``.../v1``); for ``llamacpp`` it is set when the server starts."""
+    llm_model: str = "qwen2.5-coder-1.5b"
+    """For ``llamacpp``: a name from ``kefu models list`` or a path to a GGUF file.
+    Otherwise: the model name the server serves."""
+    llm_api_key: SecretStr = SecretStr("not-needed")
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+    """A slower answer than this counts as a dead backend: the turn gets a rule-based reply."""
+    llm_max_tokens: int = Field(default=256, gt=0)
+
+    llama_server_bin: Path | None = None
+    """Defaults to the binary ``scripts/build-llama-server.sh`` caches."""
+    llama_port: int = Field(default=0, ge=0, le=65535)
+    """0 picks a free port."""
+    llama_ctx: int = Field(default=4096, ge=512)
+    llama_threads: int | None = None
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    """Where models and the llama-server binary are cached, across checkouts."""
+    data_dir: Path = Path("var")
+    """Where the demo database and conversation checkpoints live."""
+    database_url: str | None = None
+    """Any SQLAlchemy URL; defaults to SQLite in ``data_dir``."""
+
+    confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Below this intent confidence a turn gets a rule-based reply instead of an LLM one."""
+    clarify_limit: int = Field(default=2, ge=1)
+    """Unsure turns in a row before the conversation goes to a human (the loop-breaker)."""
+    max_message_chars: int = Field(default=4000, gt=0)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.llm_backend != "llamacpp" and not self.llm_base_url:
+            raise ConfigError(f"KEFU_LLM_BASE_URL is required with KEFU_LLM_BACKEND={self.llm_backend}")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in ``data_dir``."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'kefu.db'}"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """SQLite file of LangGraph's conversation checkpoints."""
+        return self.data_dir / "conversations.sqlite"

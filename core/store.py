@@ -1,0 +1,251 @@
+"""``SqlStore``: the SQLAlchemy adapter of the ``SupportStore`` port."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, String, cast, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from core.db import CustomerRow, OrderItemRow, OrderRow, ProductRow, TicketRow
+from core.types import (
+    ConversationId,
+    Customer,
+    CustomerId,
+    CustomerProfile,
+    Lang,
+    Order,
+    OrderId,
+    OrderItem,
+    OrderStatus,
+    Product,
+    Sku,
+    Ticket,
+    TicketId,
+    TicketKind,
+    TicketStatus,
+    Tier,
+)
+
+__all__ = ["SqlStore"]
+
+_NOT_SPENT = (OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value, OrderStatus.RETURNED.value)
+
+
+def _customer(row: CustomerRow) -> Customer:
+    return Customer(
+        id=CustomerId(row.id),
+        name=row.name,
+        email=row.email,
+        phone=row.phone,
+        tier=Tier(row.tier),
+        lang=Lang(row.lang),
+        city=row.city,
+        created_at=row.created_at,
+    )
+
+
+def _order(row: OrderRow) -> Order:
+    return Order(
+        id=OrderId(row.id),
+        customer_id=CustomerId(row.customer_id),
+        status=OrderStatus(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        total=row.total,
+        carrier=row.carrier,
+        tracking_number=row.tracking_number,
+        estimated_delivery=row.estimated_delivery,
+        items=[
+            OrderItem(
+                sku=Sku(item.sku),
+                name_en=item.product.name_en,
+                name_zh=item.product.name_zh,
+                quantity=item.quantity,
+                unit_price=item.unit_price,
+            )
+            for item in row.items
+        ],
+    )
+
+
+def _product(row: ProductRow) -> Product:
+    return Product(
+        sku=Sku(row.sku),
+        name_en=row.name_en,
+        name_zh=row.name_zh,
+        category=row.category,
+        price=row.price,
+        stock=row.stock,
+        features_en=list(row.features_en),
+        features_zh=list(row.features_zh),
+        scenarios_en=list(row.scenarios_en),
+        scenarios_zh=list(row.scenarios_zh),
+    )
+
+
+def _ticket(row: TicketRow) -> Ticket:
+    return Ticket(
+        id=TicketId(row.id),
+        customer_id=CustomerId(row.customer_id),
+        conversation_id=ConversationId(row.conversation_id) if row.conversation_id else None,
+        kind=TicketKind(row.kind),
+        status=TicketStatus(row.status),
+        priority=row.priority,
+        subject=row.subject,
+        created_at=row.created_at,
+    )
+
+
+class SqlStore:
+    """The shop's CRM, catalog, orders and tickets in any SQLAlchemy database."""
+
+    def __init__(self, engine: Engine) -> None:
+        """Use ``engine``; its tables must exist (see ``core.db.make_engine``)."""
+        self._engine = engine
+
+    def _session(self) -> Session:
+        return Session(self._engine, expire_on_commit=False)
+
+    def get_customer(self, customer_id: CustomerId) -> Customer | None:
+        """Return the customer, or None."""
+        with self._session() as session:
+            row = session.get(CustomerRow, customer_id)
+            return _customer(row) if row else None
+
+    def get_order(self, order_id: OrderId) -> Order | None:
+        """Return the order with its items, or None; ids are matched case-insensitively."""
+        query = (
+            select(OrderRow)
+            .where(OrderRow.id == order_id.strip().upper())
+            .options(selectinload(OrderRow.items).selectinload(OrderItemRow.product))
+        )
+        with self._session() as session:
+            row = session.scalars(query).first()
+            return _order(row) if row else None
+
+    def list_orders(self, customer_id: CustomerId, limit: int = 5) -> list[Order]:
+        """Return the customer's most recent orders, newest first."""
+        query = (
+            select(OrderRow)
+            .where(OrderRow.customer_id == customer_id)
+            .order_by(OrderRow.created_at.desc())
+            .limit(limit)
+            .options(selectinload(OrderRow.items).selectinload(OrderItemRow.product))
+        )
+        with self._session() as session:
+            return [_order(row) for row in session.scalars(query)]
+
+    def customer_profile(self, customer_id: CustomerId) -> CustomerProfile | None:
+        """Return the 360° view of the customer, or None."""
+        with self._session() as session:
+            row = session.get(CustomerRow, customer_id)
+            if row is None:
+                return None
+            lifetime_value, order_count = session.execute(
+                select(
+                    func.coalesce(func.sum(OrderRow.total).filter(OrderRow.status.not_in(_NOT_SPENT)), 0.0),
+                    func.count(OrderRow.id),
+                ).where(OrderRow.customer_id == customer_id)
+            ).one()
+            tickets = session.scalars(
+                select(TicketRow)
+                .where(TicketRow.customer_id == customer_id, TicketRow.status == TicketStatus.OPEN.value)
+                .order_by(TicketRow.created_at.desc())
+            )
+            open_tickets = [_ticket(t) for t in tickets]
+            customer = _customer(row)
+        return CustomerProfile(
+            customer=customer,
+            lifetime_value=round(float(lifetime_value), 2),
+            order_count=int(order_count),
+            recent_orders=self.list_orders(customer_id, limit=3),
+            open_tickets=open_tickets,
+        )
+
+    def open_ticket(
+        self,
+        customer_id: CustomerId,
+        conversation_id: ConversationId | None,
+        kind: TicketKind,
+        subject: str,
+        priority: int,
+    ) -> Ticket:
+        """Open a ticket; an open ticket of the same kind for the same conversation is reused.
+
+        Reuse makes the call idempotent, so a node that re-runs (a retry, a resumed graph) never
+        opens a second ticket.
+        """
+        with self._session() as session, session.begin():
+            if conversation_id is not None:
+                existing = session.scalars(
+                    select(TicketRow).where(
+                        TicketRow.conversation_id == conversation_id,
+                        TicketRow.kind == kind.value,
+                        TicketRow.status == TicketStatus.OPEN.value,
+                    )
+                ).first()
+                if existing is not None:
+                    return _ticket(existing)
+            row = TicketRow(
+                customer_id=customer_id,
+                conversation_id=conversation_id,
+                kind=kind.value,
+                status=TicketStatus.OPEN.value,
+                priority=priority,
+                subject=subject[:200],
+                created_at=datetime.now(UTC).replace(tzinfo=None),
+            )
+            session.add(row)
+            session.flush()
+            return _ticket(row)
+
+    def search_products(self, query: str, limit: int = 5) -> list[Product]:
+        """Return catalog entries whose names, category, features or scenarios contain a query term.
+
+        Terms are whitespace-separated words; Chinese text without spaces is matched as a whole
+        and by its two-character windows, so 跑步耳机 finds 跑步 and 耳机. Results are ranked by how
+        many terms they contain.
+        """
+        terms = _terms(query)
+        if not terms:
+            return []
+        columns = (
+            ProductRow.name_en,
+            ProductRow.name_zh,
+            ProductRow.category,
+            cast(ProductRow.features_en, String),
+            cast(ProductRow.features_zh, String),
+            cast(ProductRow.scenarios_en, String),
+            cast(ProductRow.scenarios_zh, String),
+        )
+        with self._session() as session:
+            candidates = session.scalars(
+                select(ProductRow).where(
+                    or_(*(func.lower(column).contains(term) for term in terms for column in columns))
+                )
+            ).all()
+            ranked = sorted(
+                candidates,
+                key=lambda row: (-_score(row, terms), row.sku),
+            )
+            return [_product(row) for row in ranked[:limit]]
+
+
+def _terms(query: str) -> list[str]:
+    terms: list[str] = []
+    for word in query.lower().split():
+        word = word.strip(".,!?;:'\"，。！？；：、（）()")
+        if len(word) < 2:
+            continue
+        terms.append(word)
+        if any("\u4e00" <= ch <= "\u9fff" for ch in word) and len(word) > 2:
+            terms.extend(word[i : i + 2] for i in range(len(word) - 1))
+    return list(dict.fromkeys(terms))
+
+
+def _score(row: ProductRow, terms: list[str]) -> int:
+    haystack = " ".join(
+        [row.name_en, row.name_zh, row.category, *row.features_en, *row.features_zh, *row.scenarios_en, *row.scenarios_zh]
+    ).lower()
+    return sum(term in haystack for term in terms)

@@ -1,0 +1,177 @@
+"""Domain types shared by every layer: ids, enums and read-only views of the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import NewType
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "Channel",
+    "ConversationId",
+    "Customer",
+    "CustomerId",
+    "CustomerProfile",
+    "Lang",
+    "Order",
+    "OrderId",
+    "OrderItem",
+    "OrderStatus",
+    "Product",
+    "Sku",
+    "Ticket",
+    "TicketId",
+    "TicketKind",
+    "TicketStatus",
+    "Tier",
+]
+
+CustomerId = NewType("CustomerId", str)
+OrderId = NewType("OrderId", str)
+ConversationId = NewType("ConversationId", str)
+Sku = NewType("Sku", str)
+TicketId = NewType("TicketId", int)
+
+
+class Lang(StrEnum):
+    """A language Kefu speaks."""
+
+    ZH = "zh"
+    EN = "en"
+
+
+class Channel(StrEnum):
+    """Where a conversation comes from."""
+
+    WEB = "web"
+    APP = "app"
+    WECHAT = "wechat"
+    CLI = "cli"
+
+
+class Tier(StrEnum):
+    """Membership tier of a customer; VIPs get priority."""
+
+    STANDARD = "standard"
+    SILVER = "silver"
+    GOLD = "gold"
+    VIP = "vip"
+
+
+class OrderStatus(StrEnum):
+    """Life cycle of an order."""
+
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    RETURN_REQUESTED = "return_requested"
+    RETURNED = "returned"
+    REFUNDED = "refunded"
+
+
+class TicketKind(StrEnum):
+    """Why a ticket was opened."""
+
+    GENERAL = "general"
+    COMPLAINT = "complaint"
+    RETURN = "return"
+    HANDOFF = "handoff"
+
+
+class TicketStatus(StrEnum):
+    """Where a ticket stands."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Customer(_View):
+    """A customer as the agent may see them."""
+
+    id: CustomerId
+    name: str
+    """Display name in the customer's own script."""
+    email: str
+    phone: str
+    tier: Tier
+    lang: Lang
+    """Preferred language."""
+    city: str
+    created_at: datetime
+
+
+class Product(_View):
+    """A catalog entry, named in both languages."""
+
+    sku: Sku
+    name_en: str
+    name_zh: str
+    category: str
+    """Category key, e.g. ``audio``."""
+    price: float
+    """Price in CNY."""
+    stock: int
+    features_en: list[str]
+    features_zh: list[str]
+    scenarios_en: list[str]
+    """Usage scenarios the product suits."""
+    scenarios_zh: list[str]
+
+
+class OrderItem(_View):
+    """One line of an order."""
+
+    sku: Sku
+    name_en: str
+    name_zh: str
+    quantity: int
+    unit_price: float
+
+
+class Order(_View):
+    """An order with its lines and shipping facts."""
+
+    id: OrderId
+    customer_id: CustomerId
+    status: OrderStatus
+    created_at: datetime
+    updated_at: datetime
+    total: float
+    carrier: str | None
+    tracking_number: str | None
+    estimated_delivery: datetime | None
+    """Only known once shipped."""
+    items: list[OrderItem]
+
+
+class Ticket(_View):
+    """A support ticket: a complaint, a return or a handoff to a human."""
+
+    id: TicketId
+    customer_id: CustomerId
+    conversation_id: ConversationId | None
+    kind: TicketKind
+    status: TicketStatus
+    priority: int
+    """1 is the most urgent; VIPs and angry customers get lower numbers."""
+    subject: str
+    created_at: datetime
+
+
+class CustomerProfile(_View):
+    """The 360° view the agent uses: who the customer is and what they have going on."""
+
+    customer: Customer
+    lifetime_value: float
+    """Sum of non-cancelled order totals, CNY."""
+    order_count: int
+    recent_orders: list[Order]
+    open_tickets: list[Ticket]
