@@ -5,6 +5,7 @@ SQLite by default; any SQLAlchemy URL works (see ``Settings.database_url``).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -108,7 +109,8 @@ def make_engine(url: str) -> Engine:
 
     SQLite gets WAL journaling and foreign keys, so the API and the CLI can share the file.
     """
-    kwargs: dict[str, Any] = {}
+    # Chinese stays readable in JSON columns, so LIKE searches over features and scenarios match it.
+    kwargs: dict[str, Any] = {"json_serializer": lambda value: json.dumps(value, ensure_ascii=False)}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     engine = create_engine(url, **kwargs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.types import (
     ConversationId,
@@ -19,6 +19,7 @@ from core.types import (
 __all__ = ["SupportStore"]
 
 
+@runtime_checkable
 class SupportStore(Protocol):
     """What the agent may read and write in the shop's systems."""
 

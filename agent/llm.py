@@ -1,0 +1,149 @@
+"""The LLM layer: one OpenAI-compatible client for llama.cpp's server, vLLM and any OpenAI-style URL.
+
+Nodes reach the model only through ``LlmGateway``. It asks for structured output with a JSON
+schema (both llama-server and vLLM enforce it), reads token log-probabilities to turn the chosen
+label into a confidence, and turns every transport failure or timeout into ``LlmUnavailable`` so
+the graph can fall back to rule-based replies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.tools import BaseTool
+from langchain_openai import ChatOpenAI
+
+from core.settings import Settings
+
+__all__ = ["Choice", "LlmGateway", "LlmUnavailable", "label_confidence", "make_chat_model"]
+
+
+class LlmUnavailable(Exception):  # noqa: N818 - a condition the graph handles, not a bug
+    """The model did not answer in time, or answered something unusable."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A label the model picked, with the probability it gave that label."""
+
+    label: str
+    confidence: float
+
+
+def make_chat_model(settings: Settings, base_url: str) -> ChatOpenAI:
+    """Build the OpenAI-compatible chat model every backend shares."""
+    return ChatOpenAI(
+        model=settings.llm_model,
+        base_url=base_url,
+        api_key=settings.llm_api_key,
+        timeout=settings.llm_timeout_s,
+        max_retries=0,
+        temperature=0.0,
+        max_completion_tokens=settings.llm_max_tokens,
+    )
+
+
+def label_confidence(content: str, logprobs: Sequence[dict[str, Any]], value: str) -> float:
+    """Joint probability of the tokens that spell ``value`` inside the generated ``content``.
+
+    Tokens are located by their text; every token that overlaps the value's characters
+    contributes its log-probability. Without usable log-probabilities the confidence is 0.
+    """
+    start = content.find(json.dumps(value, ensure_ascii=False))
+    if start < 0 or not logprobs:
+        return 0.0
+    start += 1  # skip the opening quote
+    end = start + len(value)
+    position = 0
+    total = 0.0
+    found = False
+    for entry in logprobs:
+        token = str(entry.get("token", ""))
+        token_start, position = position, position + len(token)
+        if position > start and token_start < end:
+            total += float(entry.get("logprob", 0.0))
+            found = True
+        if token_start >= end:
+            break
+    return math.exp(total) if found else 0.0
+
+
+class LlmGateway:
+    """The only way nodes talk to an LLM.
+
+    A circuit breaker guards the backend: after a failure, calls fail fast for ``cooldown_s``
+    seconds, so a dead or overloaded server costs one timeout, not one per turn.
+    """
+
+    def __init__(self, model: BaseChatModel, cooldown_s: float = 15.0) -> None:
+        """Wrap ``model``, an OpenAI-compatible chat model (or a scripted fake in tests)."""
+        self._model = model
+        self._cooldown_s = cooldown_s
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open after a recent failure."""
+        return time.monotonic() >= self._open_until
+
+    def choose(self, messages: Sequence[BaseMessage], field: str, options: Sequence[str]) -> Choice:
+        """Ask the model to pick one of ``options`` for ``field``; confidence from log-probabilities.
+
+        Raises:
+            LlmUnavailable: the backend failed, timed out or returned no valid label.
+        """
+        schema = {
+            "type": "object",
+            "properties": {field: {"type": "string", "enum": list(options)}},
+            "required": [field],
+            "additionalProperties": False,
+        }
+        response_format = {"type": "json_schema", "json_schema": {"name": field, "strict": True, "schema": schema}}
+        message = self._invoke(messages, response_format=response_format, logprobs=True)
+        content = message.text
+        try:
+            label = json.loads(content)[field]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LlmUnavailable(f"unparseable structured output: {content[:200]!r}") from exc
+        if label not in options:
+            raise LlmUnavailable(f"label {label!r} is not one of the options")
+        logprobs = (message.response_metadata.get("logprobs") or {}).get("content") or []
+        return Choice(label=label, confidence=label_confidence(content, logprobs, label))
+
+    def reply(self, messages: Sequence[BaseMessage], tools: Sequence[BaseTool] = ()) -> AIMessage:
+        """Let the model write the next message, optionally with ``tools`` it may call.
+
+        Raises:
+            LlmUnavailable: the backend failed or timed out.
+        """
+        if tools:
+            return self._invoke(messages, tools=[_tool_schema(tool) for tool in tools])
+        return self._invoke(messages)
+
+    def _invoke(self, messages: Sequence[BaseMessage], **kwargs: Any) -> AIMessage:
+        if not self.available:
+            raise LlmUnavailable("backend failed recently; circuit open")
+        try:
+            result = self._model.invoke(list(messages), **kwargs)
+        except Exception as exc:  # any transport, timeout or server error means: no LLM this turn
+            with self._lock:
+                self._open_until = time.monotonic() + self._cooldown_s
+            raise LlmUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, AIMessage):
+            raise LlmUnavailable(f"unexpected model output {type(result).__name__}")
+        return result
+
+
+def _tool_schema(tool: BaseTool) -> dict[str, Any]:
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    return convert_to_openai_tool(tool)

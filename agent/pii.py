@@ -1,0 +1,485 @@
+r"""Offline PII redaction for customer messages, built on Presidio with regex recognizers only.
+
+Customer text is redacted before it reaches the model or the logs: every e-mail address,
+payment-card number and phone number is replaced by a numbered placeholder such as
+``<CN_MOBILE_1>``, and the original values are kept in a per-conversation *vault* so that
+``restore`` can put them back into the reply.
+
+Nothing here downloads anything. Presidio's default ``AnalyzerEngine()`` fetches a spaCy model,
+so the analyzer is given an explicit NLP engine: ``OfflineNlpEngine`` tokenizes with a regular
+expression (runs of CJK ideographs, runs of other letters, runs of digits, single symbols) and
+builds a spaCy ``Doc`` over a throw-away ``Vocab``; it runs no NER. ``spacy.blank("zh")`` is no
+substitute: it splits Chinese (and digits) into single characters, so a context word such as
+"手机" could never match, and blank pipelines have no lemmas. Lemmas here are the lower-cased
+tokens, which keeps Presidio's context enhancement working: a weak pattern (say a bare
+``415 555 0123``) only scores high enough when a word like "phone" or "电话" precedes it.
+
+Every pattern is delimited with lookarounds on ASCII letters and digits rather than ``\b``:
+CJK characters are word characters, so ``\b`` never fires inside "我的手机是13812345678谢谢".
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
+from spacy.lang.en.stop_words import STOP_WORDS as _EN_STOP_WORDS
+from spacy.lang.zh.stop_words import STOP_WORDS as _ZH_STOP_WORDS
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+
+__all__ = [
+    "SUPPORTED_LANGUAGES",
+    "OfflineNlpEngine",
+    "PiiRedactor",
+    "PiiSpan",
+    "Redaction",
+    "restore",
+]
+
+SUPPORTED_LANGUAGES: Final[tuple[str, ...]] = ("en", "zh")
+"""Languages the redactor analyzes; the same recognizers serve both."""
+
+_CJK: Final = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN_RE: Final = re.compile(rf"[{_CJK}]+|[^\W\d_{_CJK}]+|\d+|\S")
+"""Runs of CJK ideographs, runs of other letters, runs of digits, any other single character."""
+
+_STOP_WORDS: Final[Mapping[str, frozenset[str]]] = {
+    "en": frozenset(_EN_STOP_WORDS),
+    "zh": frozenset(_ZH_STOP_WORDS),
+}
+
+_PLACEHOLDER_RE: Final = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
+"""A placeholder this module writes, e.g. ``<EMAIL_ADDRESS_1>``; group 1 is the type, 2 the number."""
+
+# Delimiters: no ASCII letter or digit may touch a match (CJK text may), so "KF100234" and
+# "SF13812345678" never yield numbers while "手机13812345678谢谢" does.
+_L: Final = r"(?<![0-9A-Za-z])"
+_LP: Final = r"(?<![0-9A-Za-z+])"  # ... nor a "+": "+86 138..." is a phone, not a card
+_R: Final = r"(?![0-9A-Za-z])"
+
+# When two findings overlap and are equally long and equally sure, the more specific wins.
+_PRIORITY: Final[Mapping[str, int]] = {"CREDIT_CARD": 0, "EMAIL_ADDRESS": 1, "CN_MOBILE": 2, "PHONE_NUMBER": 3}
+
+_PHONE_CONTEXT: Final = [
+    "phone", "mobile", "cell", "tel", "call", "contact", "number", "whatsapp", "wechat",
+    "电话", "手机", "号码", "联系", "致电", "微信", "来电",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PiiSpan:
+    """One piece of personal data found in a text.
+
+    Attributes:
+        entity_type: The kind of data, e.g. ``"CN_MOBILE"`` or ``"EMAIL_ADDRESS"``.
+        start: Offset of the first character in the analyzed text.
+        end: Offset one past the last character.
+        text: The matched text, ``text[start:end]``.
+        score: Presidio's confidence, between 0 and 1.
+
+    """
+
+    entity_type: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """The result of redacting one text.
+
+    Attributes:
+        text: The text with every finding replaced by a placeholder such as ``<CN_MOBILE_1>``.
+        vault: Placeholder to original value, including the entries that were passed in; pass it
+            back with the conversation's next message so repeated values keep their placeholder.
+        spans: What was found in this text, in order, with offsets into the original text.
+
+    """
+
+    text: str
+    vault: dict[str, str]
+    spans: tuple[PiiSpan, ...]
+
+
+class OfflineNlpEngine(NlpEngine):
+    """A Presidio NLP engine that tokenizes with a regular expression and loads no model.
+
+    It returns tokens, their offsets and lower-cased tokens as lemmas, which is all Presidio's
+    ``LemmaContextAwareEnhancer`` needs, and no named entities. Every call builds its ``Doc`` over
+    a fresh ``Vocab``, so no state is shared between calls and nothing grows with the traffic.
+    """
+
+    def __init__(self, languages: Iterable[str] = SUPPORTED_LANGUAGES) -> None:
+        """Configure the engine.
+
+        Args:
+            languages: Language codes to accept; each needs a stop-word list (``"en"``, ``"zh"``).
+
+        Raises:
+            ValueError: If a language has no stop-word list.
+
+        """
+        self._languages = tuple(languages)
+        unknown = [lang for lang in self._languages if lang not in _STOP_WORDS]
+        if unknown:
+            raise ValueError(f"no stop words for languages {unknown}; supported: {sorted(_STOP_WORDS)}")
+        self._loaded = False
+
+    def load(self) -> None:
+        """Mark the engine as loaded; there is no model to load."""
+        self._loaded = True
+
+    def is_loaded(self) -> bool:
+        """Return whether ``load`` was called."""
+        return self._loaded
+
+    def process_text(self, text: str, language: str) -> NlpArtifacts:
+        """Tokenize ``text``.
+
+        Args:
+            text: The text to tokenize.
+            language: One of the configured languages.
+
+        Returns:
+            Tokens, token offsets and lemmas; no entities.
+
+        """
+        self._check_language(language)
+        matches = list(_TOKEN_RE.finditer(text))
+        words = [m.group() for m in matches]
+        spaces = [m.end() < len(text) and text[m.end()].isspace() for m in matches]
+        return NlpArtifacts(
+            entities=[],
+            tokens=Doc(Vocab(), words=words, spaces=spaces),
+            tokens_indices=[m.start() for m in matches],
+            lemmas=[word.lower() for word in words],
+            nlp_engine=self,
+            language=language,
+            scores=[],
+        )
+
+    def process_batch(
+        self,
+        texts: Iterable[str],
+        language: str,
+        batch_size: int = 1,
+        n_process: int = 1,
+        **kwargs: Any,
+    ) -> Iterator[tuple[str, NlpArtifacts]]:
+        """Tokenize several texts, one after the other.
+
+        Args:
+            texts: The texts to tokenize.
+            language: One of the configured languages.
+            batch_size: Ignored.
+            n_process: Ignored.
+            **kwargs: Ignored.
+
+        Yields:
+            Each text with its artifacts.
+
+        """
+        for text in texts:
+            yield text, self.process_text(text, language)
+
+    def is_stopword(self, word: str, language: str) -> bool:
+        """Return whether ``word`` is a stop word of ``language``."""
+        return word.lower() in _STOP_WORDS.get(language, frozenset())
+
+    def is_punct(self, word: str, language: str) -> bool:
+        """Return whether ``word`` consists of punctuation only."""
+        return bool(word) and all(unicodedata.category(char).startswith("P") for char in word)
+
+    def get_supported_entities(self) -> list[str]:
+        """Return no entities: this engine runs no NER."""
+        return []
+
+    def get_supported_languages(self) -> list[str]:
+        """Return the configured languages."""
+        return list(self._languages)
+
+    def _check_language(self, language: str) -> None:
+        if not self._loaded:
+            raise ValueError("NLP engine is not loaded; call load() first")
+        if language not in self._languages:
+            raise ValueError(f"language {language!r} is not supported; supported: {list(self._languages)}")
+
+
+def _luhn_ok(digits: str) -> bool:
+    """Return whether a string of digits passes the Luhn checksum."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _digits(text: str) -> str:
+    return "".join(char for char in text if char.isascii() and char.isdigit())
+
+
+class _EmailRecognizer(PatternRecognizer):
+    """E-mail addresses; unlike Presidio's own, no ``tldextract`` (which may go online)."""
+
+    def __init__(self, language: str) -> None:
+        super().__init__(
+            supported_entity="EMAIL_ADDRESS",
+            name="KefuEmailRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern(
+                    "email",
+                    r"(?<![0-9A-Za-z._%+\-])[0-9A-Za-z][0-9A-Za-z._%+\-]*@"
+                    r"[0-9A-Za-z](?:[0-9A-Za-z\-]*[0-9A-Za-z])?"
+                    r"(?:\.[0-9A-Za-z](?:[0-9A-Za-z\-]*[0-9A-Za-z])?)*\.[A-Za-z]{2,24}(?![0-9A-Za-z\-])",
+                    0.85,
+                )
+            ],
+            context=["email", "mail", "邮箱", "邮件", "电邮"],
+        )
+
+    def invalidate_result(self, pattern_text: str) -> bool | None:
+        """Reject local parts with consecutive or trailing dots."""
+        local = pattern_text.split("@", 1)[0]
+        return ".." in local or local.endswith(".")
+
+
+class _CreditCardRecognizer(PatternRecognizer):
+    """Payment cards: 13-19 digits starting 2-6, plain or in groups, Luhn-checked."""
+
+    def __init__(self, language: str) -> None:
+        super().__init__(
+            supported_entity="CREDIT_CARD",
+            name="KefuCreditCardRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern("card (plain)", rf"{_LP}[2-6][0-9]{{12,18}}{_R}", 0.3),
+                Pattern(
+                    "card (groups of 4)",
+                    rf"{_LP}[2-6][0-9]{{3}}([ \-])[0-9]{{4}}\1[0-9]{{4}}(?:\1[0-9]{{1,4}}){{1,2}}{_R}",
+                    0.3,
+                ),
+                Pattern("card (4-6-5)", rf"{_LP}3[47][0-9]{{2}}([ \-])[0-9]{{6}}\1[0-9]{{5}}{_R}", 0.3),
+            ],
+            context=["card", "credit", "debit", "visa", "mastercard", "卡号", "信用卡", "银行卡", "借记卡"],
+        )
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        """Accept only numbers of 13 to 19 digits that pass the Luhn checksum."""
+        digits = _digits(pattern_text)
+        return 13 <= len(digits) <= 19 and _luhn_ok(digits)
+
+
+class _CnMobileRecognizer(PatternRecognizer):
+    """Mainland China mobile numbers, ``1[3-9]`` and nine digits, with optional +86/0086/86."""
+
+    def __init__(self, language: str) -> None:
+        super().__init__(
+            supported_entity="CN_MOBILE",
+            name="KefuCnMobileRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern(
+                    "cn mobile",
+                    rf"{_L}(?:(?:\+|00)?86[ \-]?)?1[3-9][0-9](?:[ \-]?[0-9]{{4}}){{2}}{_R}",
+                    0.75,
+                )
+            ],
+            context=_PHONE_CONTEXT,
+        )
+
+
+class _PhoneRecognizer(PatternRecognizer):
+    """International (``+`` and country code) and North American phone numbers."""
+
+    def __init__(self, language: str) -> None:
+        nanp = r"[2-9][0-9]{2}"
+        super().__init__(
+            supported_entity="PHONE_NUMBER",
+            name="KefuPhoneRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern(
+                    "international",
+                    rf"{_LP}\+[1-9][0-9]{{0,3}}(?:[ \-.]?\(?[0-9]{{2,}}\)?){{1,5}}{_R}",
+                    0.7,
+                ),
+                Pattern("nanp (parentheses)", rf"{_L}(?:1[ \-.]?)?\({nanp}\)[ \-.]?{nanp}[\-. ][0-9]{{4}}{_R}", 0.6),
+                Pattern("nanp (dashes or dots)", rf"{_L}(?:1([\-.]))?{nanp}([\-.]){nanp}\2[0-9]{{4}}{_R}", 0.5),
+                # Three groups of digits are too common to trust without "phone"/"电话" nearby.
+                Pattern("nanp (spaces)", rf"{_L}(?:1 )?{nanp} {nanp} [0-9]{{4}}{_R}", 0.3),
+            ],
+            context=_PHONE_CONTEXT,
+        )
+
+    def invalidate_result(self, pattern_text: str) -> bool | None:
+        """Reject matches with fewer than 7 or more than 15 digits (the E.164 limit)."""
+        return not 7 <= len(_digits(pattern_text)) <= 15
+
+
+def _build_analyzer(languages: tuple[str, ...]) -> AnalyzerEngine:
+    """Build an analyzer with only Kefu's recognizers and the offline NLP engine."""
+    registry = RecognizerRegistry(supported_languages=list(languages))
+    for language in languages:
+        for recognizer_type in (_EmailRecognizer, _CreditCardRecognizer, _CnMobileRecognizer, _PhoneRecognizer):
+            registry.add_recognizer(recognizer_type(language))
+    nlp_engine = OfflineNlpEngine(languages)
+    nlp_engine.load()
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=list(languages))
+
+
+def _placeholder_regions(text: str) -> list[tuple[int, int]]:
+    return [match.span() for match in _PLACEHOLDER_RE.finditer(text)]
+
+
+def _resolve_overlaps(spans: Iterable[PiiSpan]) -> list[PiiSpan]:
+    """Keep, of each group of overlapping spans, the longest; then the surest; then the most specific."""
+    ranked = sorted(
+        spans,
+        key=lambda s: (-(s.end - s.start), -s.score, _PRIORITY.get(s.entity_type, len(_PRIORITY)), s.start),
+    )
+    kept: list[PiiSpan] = []
+    for span in ranked:
+        if all(span.end <= other.start or other.end <= span.start for other in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda s: s.start)
+
+
+class PiiRedactor:
+    """Finds and replaces personal data in customer messages, in English and Chinese.
+
+    Build one per process and share it: construction compiles the recognizers, and ``analyze``
+    and ``redact`` may be called from several threads at once.
+    """
+
+    def __init__(self, score_threshold: float = 0.4) -> None:
+        """Build the analyzer.
+
+        Args:
+            score_threshold: Findings scoring below this (0 to 1) are ignored.
+
+        Raises:
+            ValueError: If ``score_threshold`` is outside 0 to 1.
+
+        """
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be between 0 and 1, got {score_threshold}")
+        self._score_threshold = score_threshold
+        self._analyzer = _build_analyzer(SUPPORTED_LANGUAGES)
+        # Presidio makes no thread-safety promise (recognizers compile their patterns lazily and
+        # mutate themselves on first use); matching short messages takes well under a millisecond,
+        # so serializing the calls costs little.
+        self._lock = threading.Lock()
+        for language in SUPPORTED_LANGUAGES:  # compile every pattern now, not on the first request
+            self.analyze("warm-up a@b.co +1 415-555-0123", language)
+
+    def analyze(self, text: str, lang: str) -> list[PiiSpan]:
+        """Find personal data in ``text``.
+
+        Placeholders already in the text (``<EMAIL_ADDRESS_1>``) are never reported, and
+        overlapping findings are resolved: the longest wins, then the highest score.
+
+        Args:
+            text: The text to analyze.
+            lang: ``"en"`` or ``"zh"`` (a ``core.types.Lang`` works too).
+
+        Returns:
+            The findings, ordered by position.
+
+        Raises:
+            ValueError: If ``lang`` is not supported.
+
+        """
+        language = str(lang)
+        if language not in SUPPORTED_LANGUAGES:
+            raise ValueError(f"unsupported language {lang!r}; expected one of {SUPPORTED_LANGUAGES}")
+        if not text:
+            return []
+        with self._lock:
+            results = self._analyzer.analyze(text=text, language=language, score_threshold=self._score_threshold)
+        protected = _placeholder_regions(text)
+        spans = (
+            PiiSpan(r.entity_type, r.start, r.end, text[r.start : r.end], float(r.score))
+            for r in results
+            if all(r.end <= start or end <= r.start for start, end in protected)
+        )
+        return _resolve_overlaps(spans)
+
+    def redact(self, text: str, lang: str, vault: Mapping[str, str] | None = None) -> Redaction:
+        """Replace personal data in ``text`` by placeholders.
+
+        Numbering is per entity type and per conversation: a value already in ``vault`` keeps its
+        placeholder, a new value takes the next free number of its type (``<CN_MOBILE_1>``,
+        ``<CN_MOBILE_2>``, ...). Values are compared exactly, so ``restore`` gives back the
+        text as it was written.
+
+        Args:
+            text: The text to redact.
+            lang: ``"en"`` or ``"zh"``.
+            vault: The conversation's placeholders so far; it is not modified.
+
+        Returns:
+            The redacted text, the extended vault and the findings.
+
+        Raises:
+            ValueError: If ``lang`` is not supported.
+
+        """
+        spans = self.analyze(text, lang)
+        new_vault = dict(vault or {})
+        known: dict[tuple[str, str], str] = {}
+        last_number: dict[str, int] = {}
+        for placeholder in [*new_vault, *(m.group() for m in _PLACEHOLDER_RE.finditer(text))]:
+            match = _PLACEHOLDER_RE.fullmatch(placeholder)
+            if match is None:
+                continue
+            entity_type, number = match.group(1), int(match.group(2))
+            last_number[entity_type] = max(last_number.get(entity_type, 0), number)
+            if placeholder in new_vault:
+                known.setdefault((entity_type, new_vault[placeholder]), placeholder)
+
+        pieces: list[str] = []
+        cursor = 0
+        for span in spans:
+            replacement = known.get((span.entity_type, span.text))
+            if replacement is None:
+                last_number[span.entity_type] = last_number.get(span.entity_type, 0) + 1
+                replacement = f"<{span.entity_type}_{last_number[span.entity_type]}>"
+                known[(span.entity_type, span.text)] = replacement
+                new_vault[replacement] = span.text
+            pieces += [text[cursor : span.start], replacement]
+            cursor = span.end
+        pieces.append(text[cursor:])
+        return Redaction(text="".join(pieces), vault=new_vault, spans=tuple(spans))
+
+
+def restore(text: str, vault: Mapping[str, str]) -> str:
+    """Put the original values back in place of the placeholders found in ``vault``.
+
+    Replacement is a single pass, so a restored value is never itself replaced. Placeholders
+    missing from the vault are left as they are.
+
+    Args:
+        text: Text containing placeholders, e.g. the model's reply.
+        vault: Placeholder to original value, as returned in ``Redaction.vault``.
+
+    Returns:
+        The text with the placeholders replaced.
+
+    """
+    keys = sorted((key for key in vault if key), key=len, reverse=True)
+    if not keys:
+        return text
+    pattern = re.compile("|".join(re.escape(key) for key in keys))
+    return pattern.sub(lambda match: vault[match.group()], text)

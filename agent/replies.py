@@ -1,0 +1,183 @@
+"""Rule-based replies in Chinese and English, built from tool results without any model.
+
+They answer when the intent is unsure, when the LLM is down or slow, and when an LLM reply fails
+the grounding check. Facts come from tool artifacts, so even a degraded turn gives the real order
+status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agent.machine import Intent
+from core.types import Lang, OrderStatus
+
+__all__ = ["STATUS_LABELS", "ToolResult", "clarify", "compose", "handoff_waiting", "order_fact", "status_label"]
+
+STATUS_LABELS: dict[OrderStatus, dict[Lang, str]] = {
+    OrderStatus.PENDING_PAYMENT: {Lang.EN: "awaiting payment", Lang.ZH: "待付款"},
+    OrderStatus.PAID: {Lang.EN: "paid, being prepared", Lang.ZH: "已付款，备货中"},
+    OrderStatus.SHIPPED: {Lang.EN: "shipped", Lang.ZH: "已发货"},
+    OrderStatus.DELIVERED: {Lang.EN: "delivered", Lang.ZH: "已签收"},
+    OrderStatus.CANCELLED: {Lang.EN: "cancelled", Lang.ZH: "已取消"},
+    OrderStatus.RETURN_REQUESTED: {Lang.EN: "return requested", Lang.ZH: "退货申请中"},
+    OrderStatus.RETURNED: {Lang.EN: "returned", Lang.ZH: "已退货"},
+    OrderStatus.REFUNDED: {Lang.EN: "refunded", Lang.ZH: "已退款"},
+}
+
+ToolResult = tuple[str, Mapping[str, Any] | None, str | None]
+"""``(tool name, artifact, error message)`` of one tool call in this turn."""
+
+_TEXT: dict[str, dict[Lang, str]] = {
+    "greeting": {
+        Lang.EN: "Hello! I'm Kefu, the shop's assistant. I can check orders, help with returns and suggest products. "
+        "How can I help?",
+        Lang.ZH: "您好！我是客服助手，可以帮您查询订单、办理退换货、推荐商品。请问有什么可以帮您？",
+    },
+    "goodbye": {Lang.EN: "Thank you for chatting with us. Have a great day!", Lang.ZH: "感谢您的咨询，祝您生活愉快！"},
+    "clarify_1": {
+        Lang.EN: "Sorry, I'm not sure I understood. Is it about an order, a return or refund, or a product?",
+        Lang.ZH: "抱歉，我没太明白。请问是关于订单、退换货，还是商品咨询呢？",
+    },
+    "clarify_2": {
+        Lang.EN: "Could you tell me a bit more? For an order, the order number (like KF100234) helps me most.",
+        Lang.ZH: "能再具体说说吗？如果是订单问题，告诉我订单号（例如 KF100234）最方便。",
+    },
+    "out_of_scope": {
+        Lang.EN: "I'm afraid that's outside what I can help with. I can check orders, handle returns and "
+        "recommend products.",
+        Lang.ZH: "抱歉，这超出了我能帮忙的范围。我可以帮您查询订单、办理退换货、推荐商品。",
+    },
+    "handoff": {
+        Lang.EN: "I've passed this conversation to a human colleague (ticket #{ticket}) with everything you told me, "
+        "so you won't need to repeat yourself. They'll reply here shortly.",
+        Lang.ZH: "已为您转接人工客服（工单 #{ticket}），您刚才说的内容已一并转交，无需重复描述。请稍候，客服会在这里回复您。",
+    },
+    "handoff_waiting": {
+        Lang.EN: "A human colleague has your conversation and will reply here shortly.",
+        Lang.ZH: "人工客服已接到您的会话，会尽快在这里回复您。",
+    },
+    "ticket": {
+        Lang.EN: "I've opened ticket #{ticket} ({subject}); our team will follow up.",
+        Lang.ZH: "已为您创建工单 #{ticket}（{subject}），我们会尽快跟进。",
+    },
+    "no_orders": {Lang.EN: "I can't find any orders on your account.", Lang.ZH: "您的账户下暂时没有订单。"},
+    "recent_orders": {Lang.EN: "Your most recent orders:", Lang.ZH: "您最近的订单："},
+    "products": {Lang.EN: "Here is what I found:", Lang.ZH: "为您找到以下商品："},
+    "no_products": {
+        Lang.EN: "I couldn't find a matching product. Could you describe what you need?",
+        Lang.ZH: "没有找到合适的商品，能描述一下您的需求吗？",
+    },
+    "profile": {
+        Lang.EN: "You are a {tier} member with {count} orders.",
+        Lang.ZH: "您是{tier}会员，共有 {count} 笔订单。",
+    },
+    "purchase": {
+        Lang.EN: "Great choice! You can add it to your cart on the product page and check out there.",
+        Lang.ZH: "好的！您可以在商品页面加入购物车并结算下单。",
+    },
+    "fallback": {
+        Lang.EN: "Sorry, I can't answer that fully right now. I can connect you with a human colleague if you like.",
+        Lang.ZH: "抱歉，我暂时无法完整回答这个问题。如有需要，我可以为您转接人工客服。",
+    },
+}
+
+
+def _t(key: str, lang: Lang, **values: Any) -> str:
+    return _TEXT[key][lang].format(**values)
+
+
+def status_label(status: str, lang: Lang) -> str:
+    """The customer-facing name of an order status."""
+    return STATUS_LABELS[OrderStatus(status)][lang]
+
+
+def order_fact(order: Mapping[str, Any], lang: Lang) -> str:
+    """One sentence with an order's real status, carrier, tracking number and delivery date."""
+    label = status_label(order["status"], lang)
+    carrier, tracking = order.get("carrier"), order.get("tracking_number")
+    eta = str(order.get("estimated_delivery") or "")[:10]
+    if lang is Lang.ZH:
+        parts = [f"订单 {order['id']} 当前状态：{label}"]
+        if carrier and tracking:
+            parts.append(f"承运商 {carrier}，运单号 {tracking}")
+        if eta and order["status"] in (OrderStatus.SHIPPED, OrderStatus.PAID):
+            parts.append(f"预计 {eta} 送达")
+        return "，".join(parts) + "。"
+    parts = [f"Order {order['id']} is {label}"]
+    if carrier and tracking:
+        parts.append(f"carrier {carrier}, tracking number {tracking}")
+    if eta and order["status"] in (OrderStatus.SHIPPED, OrderStatus.PAID):
+        parts.append(f"estimated delivery {eta}")
+    return ", ".join(parts) + "."
+
+
+def clarify(attempt: int, lang: Lang) -> str:
+    """A clarifying question; the second attempt asks differently, so the customer never sees a loop."""
+    return _t("clarify_1" if attempt <= 1 else "clarify_2", lang)
+
+
+def handoff_waiting(lang: Lang) -> str:
+    """What the bot says while a human owns the conversation."""
+    return _t("handoff_waiting", lang)
+
+
+def compose(intent: Intent | None, results: Sequence[ToolResult], lang: Lang) -> str:
+    """A reply from the turn's intent and tool results alone."""
+    lines: list[str] = []
+    for name, artifact, error in results:
+        if error is not None:
+            lines.append(_error_line(error, lang))
+        elif artifact is not None:
+            lines.extend(_artifact_lines(name, artifact, lang))
+    if not lines:
+        key = {
+            Intent.GREETING: "greeting",
+            Intent.CHITCHAT: "greeting",
+            Intent.GOODBYE: "goodbye",
+            Intent.OUT_OF_SCOPE: "out_of_scope",
+            Intent.PURCHASE: "purchase",
+        }.get(intent or Intent.OUT_OF_SCOPE, "fallback")
+        lines.append(_t(key, lang))
+    return "\n".join(lines)
+
+
+def _error_line(error: str, lang: Lang) -> str:
+    # Tool errors are written for the model, in English; a Chinese customer gets a plain line.
+    if lang is Lang.ZH:
+        return "抱歉，没有查到相关信息，请核对后再告诉我（例如订单号）。"
+    return "Sorry — " + error.removeprefix("Error: ").split(";")[0] + ". Could you check it?"
+
+
+def _artifact_lines(name: str, artifact: Mapping[str, Any], lang: Lang) -> list[str]:
+    if name == "lookup_order":
+        return [order_fact(artifact, lang)]
+    if name == "list_recent_orders":
+        orders = artifact.get("orders") or []
+        if not orders:
+            return [_t("no_orders", lang)]
+        return [_t("recent_orders", lang), *(f"- {order_fact(order, lang)}" for order in orders)]
+    if name == "search_products":
+        products = artifact.get("products") or []
+        if not products:
+            return [_t("no_products", lang)]
+        return [_t("products", lang), *(_product_line(product, lang) for product in products)]
+    if name == "get_customer_profile":
+        customer = artifact.get("customer") or {}
+        return [_t("profile", lang, tier=str(customer.get("tier", "")).upper(), count=artifact.get("order_count", 0))]
+    if name == "request_human":
+        return [_t("handoff", lang, ticket=artifact["id"])]
+    if name == "open_ticket":
+        return [_t("ticket", lang, ticket=artifact["id"], subject=artifact["subject"])]
+    return []
+
+
+def _product_line(product: Mapping[str, Any], lang: Lang) -> str:
+    zh = lang is Lang.ZH
+    name = product["name_zh"] if zh else product["name_en"]
+    features = ("、" if zh else ", ").join((product["features_zh"] if zh else product["features_en"])[:3])
+    stock = ("有货" if zh else "in stock") if product["stock"] > 0 else ("暂时缺货" if zh else "out of stock")
+    return f"- {name}（¥{product['price']:.2f}，{stock}）：{features}" if zh else (
+        f"- {name} (¥{product['price']:.2f}, {stock}): {features}"
+    )

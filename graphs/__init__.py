@@ -1,0 +1,7 @@
+"""LangGraph graphs that wire the agent, tools and knowledge together."""
+
+from graphs.checkpoint import sqlite_checkpointer
+from graphs.state import SupportState
+from graphs.support import AgentDeps, Policy, build_graph
+
+__all__ = ["AgentDeps", "Policy", "SupportState", "build_graph", "sqlite_checkpointer"]

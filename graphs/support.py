@@ -1,0 +1,328 @@
+"""The support graph: redact → understand → decide → act → respond → guard.
+
+One customer message is one run of this graph, checkpointed per conversation (``thread_id`` is
+the conversation id). The LLM is called at most twice on the common path (intent when the model
+is up, and the reply for questions); greetings, clarifications, handoffs and every degraded turn
+are answered from templates with real tool results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolCall, ToolMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode
+from langgraph.runtime import Runtime
+
+from agent.llm import Choice, LlmGateway, LlmUnavailable
+from agent.machine import PURCHASE_INTENTS, QUESTION_INTENTS, DialogueMachine, DialogueState, Intent, TurnFacts
+from agent.machine import plan_events as plan_machine_events
+from agent.pii import PiiRedactor
+from agent.replies import ToolResult, clarify, compose, handoff_waiting, status_label
+from agent.toolcalls import parse_tool_calls, strip_tool_text
+from agent.understanding import RULE_CONFIDENCE, anger_level, detect_lang, find_order_ids, rule_intent
+from core.context import SupportContext
+from core.types import Lang
+from graphs.state import SupportState
+from prompts import load_prompt
+from tools import ToolRegistry, explain
+
+__all__ = ["AgentDeps", "Policy", "build_graph"]
+
+log = logging.getLogger(__name__)
+
+_HISTORY_TURNS = 6
+_MAX_TOOL_ROUNDS = 1
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The confidence policy."""
+
+    threshold: float = 0.5
+    """Below this intent confidence the turn is unsure and gets a rule-based reply."""
+    clarify_limit: int = 2
+    """Unsure turns in a row the agent clarifies before handing over to a human."""
+
+
+@dataclass(frozen=True)
+class AgentDeps:
+    """What the graph is built from; per-session dependencies arrive in ``SupportContext``."""
+
+    llm: LlmGateway | None
+    """None runs on rules only."""
+    redactor: PiiRedactor
+    tools: ToolRegistry
+    policy: Policy = Policy()
+
+
+def build_graph(deps: AgentDeps, checkpointer: BaseCheckpointSaver[Any] | None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile the support graph with ``deps`` and a checkpointer."""
+    nodes = _Nodes(deps)
+    graph = StateGraph(SupportState, context_schema=SupportContext)
+    graph.add_node("redact", nodes.redact)
+    graph.add_node("understand", nodes.understand)
+    graph.add_node("decide", nodes.decide)
+    graph.add_node("act", ToolNode(deps.tools.tools, handle_tool_errors=explain))
+    graph.add_node("respond", nodes.respond)
+    graph.add_node("guard", nodes.guard)
+    graph.add_edge(START, "redact")
+    graph.add_edge("redact", "understand")
+    graph.add_edge("understand", "decide")
+    graph.add_conditional_edges("decide", _after_plan, ["act", "respond"])
+    graph.add_edge("act", "respond")
+    graph.add_conditional_edges("respond", _after_respond, ["act", "guard"])
+    graph.add_edge("guard", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def _pending_calls(state: SupportState) -> bool:
+    last = state["messages"][-1]
+    return isinstance(last, AIMessage) and bool(last.tool_calls)
+
+
+def _after_plan(state: SupportState) -> Literal["act", "respond"]:
+    return "act" if _pending_calls(state) else "respond"
+
+
+def _after_respond(state: SupportState) -> Literal["act", "guard"]:
+    return "act" if _pending_calls(state) else "guard"
+
+
+def _this_turn(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
+    """Messages after the latest customer message."""
+    for index in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[index], HumanMessage):
+            return list(messages[index + 1 :])
+    return list(messages)
+
+
+def _last_customer_text(messages: Sequence[AnyMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message.text
+    return ""
+
+
+def _tool_results(messages: Sequence[AnyMessage]) -> list[ToolResult]:
+    results: list[ToolResult] = []
+    for message in _this_turn(messages):
+        if isinstance(message, ToolMessage):
+            failed = message.status == "error"
+            artifact = message.artifact if isinstance(message.artifact, dict) else None
+            results.append((message.name or "", None if failed else artifact, message.text if failed else None))
+    return results
+
+
+def _call(name: str, **args: Any) -> ToolCall:
+    return ToolCall(name=name, args=args, id=f"plan_{name}_{zlib.crc32(json.dumps(args, sort_keys=True).encode()):08x}")
+
+
+class _Nodes:
+    def __init__(self, deps: AgentDeps) -> None:
+        self.deps = deps
+
+    # -- redact ---------------------------------------------------------------------------
+    def redact(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+        text = state.get("inbound", "")
+        lang = runtime.context.lang or detect_lang(text)
+        redaction = self.deps.redactor.redact(text, lang.value, state.get("vault") or {})
+        return {
+            "messages": [HumanMessage(redaction.text)],
+            "inbound": "",
+            "vault": redaction.vault,
+            "lang": lang.value,
+            "tool_rounds": 0,
+            "llm_calls": 0,
+        }
+
+    # -- understand -----------------------------------------------------------------------
+    def understand(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+        text = _last_customer_text(state["messages"])
+        lang = Lang(state["lang"])
+        rule = rule_intent(text)
+        in_handoff = state.get("dialogue_state") == DialogueState.HANDOFF
+        choice: Choice | None = None
+        route = "llm"
+        calls = state.get("llm_calls", 0)
+        if self.deps.llm is not None and not in_handoff:
+            calls += 1
+            try:
+                choice = self.deps.llm.choose(
+                    [SystemMessage(load_prompt("understand", lang.value)), HumanMessage(text)],
+                    "intent",
+                    [intent.value for intent in Intent],
+                )
+            except LlmUnavailable as exc:
+                log.warning("intent model unavailable, using rules: %s", exc)
+                route = "rules"
+        else:
+            route = "rules"
+        if choice is None:
+            choice = Choice(rule.value, RULE_CONFIDENCE) if rule else Choice(Intent.OUT_OF_SCOPE.value, 0.0)
+        elif rule is not None and rule.value == choice.label:
+            # Two independent readings agree: trust the label at least as much as a rule match.
+            choice = Choice(choice.label, max(choice.confidence, RULE_CONFIDENCE))
+        intent = Intent(choice.label)
+        sure = choice.confidence >= self.deps.policy.threshold
+        served = sure and intent is not Intent.OUT_OF_SCOPE
+        streak = 0 if served or in_handoff else state.get("unsure_streak", 0) + 1
+        escalate = (
+            (sure and intent is Intent.HUMAN_AGENT)
+            or rule is Intent.HUMAN_AGENT
+            or anger_level(text) >= 2
+            or streak > self.deps.policy.clarify_limit
+        )
+        if rule is Intent.HUMAN_AGENT and not sure:
+            intent, sure = Intent.HUMAN_AGENT, True
+        return {
+            "intent": intent.value,
+            "confidence": round(choice.confidence, 4),
+            "sure": sure,
+            "unsure_streak": streak,
+            "escalate": escalate,
+            "order_ids": find_order_ids(text),
+            "route": route,
+            "llm_calls": calls,
+        }
+
+    # -- decide ---------------------------------------------------------------------------
+    def decide(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+        current = state.get("dialogue_state") or DialogueState.WELCOME.value
+        if current == DialogueState.END:
+            current = DialogueState.WELCOME.value  # a message after goodbye starts a new session
+        machine = DialogueMachine(start_value=current)
+        intent = Intent(state["intent"])
+        facts = TurnFacts(intent=intent, sure=state["sure"], escalate=state["escalate"])
+        events = plan_machine_events(machine, facts)
+        new_state = DialogueState(str(machine.current_state_value))
+        calls = self._plan_tools(state, intent, new_state, events)
+        update: dict[str, Any] = {"dialogue_state": new_state.value, "events": events}
+        if calls:
+            update["messages"] = [AIMessage(content="", tool_calls=calls)]
+        return update
+
+    def _plan_tools(
+        self, state: SupportState, intent: Intent, new_state: DialogueState, events: list[str]
+    ) -> list[ToolCall]:
+        """The tool calls the turn obviously needs, made without asking the model."""
+        text = _last_customer_text(state["messages"])
+        if "escalate" in events:
+            return [_call("request_human", reason=f"{intent.value}: {text[:150]}")]
+        if new_state in (DialogueState.HANDOFF, DialogueState.END) or not state["sure"]:
+            return []
+        ids = state.get("order_ids", [])[:3]
+        lookups = [_call("lookup_order", order_id=order_id) for order_id in ids]
+        if intent in (Intent.ORDER_STATUS, Intent.SHIPPING_DELIVERY):
+            return lookups or [_call("list_recent_orders", limit=3)]
+        if intent in (Intent.CANCEL_ORDER, Intent.RETURN_REFUND):
+            if not ids:
+                return [_call("list_recent_orders", limit=3)]
+            kind, what = ("return", "Return/refund") if intent is Intent.RETURN_REFUND else ("general", "Cancellation")
+            return [*lookups, _call("open_ticket", subject=f"{what} request for {', '.join(ids)}", kind=kind)]
+        if intent is Intent.COMPLAINT:
+            return [*lookups, _call("open_ticket", subject=text[:150], kind="complaint")]
+        if intent is Intent.ACCOUNT_PROFILE:
+            return [_call("get_customer_profile")]
+        if intent in (Intent.PRODUCT_INQUIRY, Intent.PRODUCT_RECOMMENDATION, Intent.PURCHASE):
+            return [_call("search_products", query=text[:200])]
+        return []
+
+    # -- respond --------------------------------------------------------------------------
+    def respond(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+        lang = Lang(state["lang"])
+        intent = Intent(state["intent"])
+        results = _tool_results(state["messages"])
+        template = self._template(state, intent, results, lang)
+        if template is not None:
+            return {"messages": [AIMessage(template)], "route": "rules"}
+        assert self.deps.llm is not None  # _template answers every turn without a model
+        llm_calls = state.get("llm_calls", 0) + 1
+        try:
+            message = self.deps.llm.reply(self._llm_messages(state, results, lang), tools=self.deps.tools.tools)
+        except LlmUnavailable as exc:
+            log.warning("reply model unavailable, using a template: %s", exc)
+            return {"messages": [AIMessage(compose(intent, results, lang))], "route": "rules", "llm_calls": llm_calls}
+        calls = self._new_calls(state, message)
+        if calls and state.get("tool_rounds", 0) < _MAX_TOOL_ROUNDS:
+            return {
+                "messages": [AIMessage(content="", tool_calls=calls)],
+                "tool_rounds": state.get("tool_rounds", 0) + 1,
+                "llm_calls": llm_calls,
+            }
+        text = strip_tool_text(message.text)
+        if not text:
+            return {"messages": [AIMessage(compose(intent, results, lang))], "route": "rules", "llm_calls": llm_calls}
+        return {"messages": [AIMessage(text)], "route": "llm", "llm_calls": llm_calls}
+
+    def _template(self, state: SupportState, intent: Intent, results: list[ToolResult], lang: Lang) -> str | None:
+        """The rule-based reply for this turn, or None when the model should compose it."""
+        if state["dialogue_state"] == DialogueState.HANDOFF and "escalate" not in state.get("events", []):
+            return handoff_waiting(lang)
+        if not state["sure"] and not state["escalate"]:
+            return clarify(state.get("unsure_streak", 1), lang)
+        llm_worthy = intent in QUESTION_INTENTS | PURCHASE_INTENTS and not state["escalate"]
+        if self.deps.llm is None or state.get("route") == "rules" or not llm_worthy:
+            return compose(intent, results, lang)
+        return None
+
+    def _llm_messages(self, state: SupportState, results: list[ToolResult], lang: Lang) -> list[AnyMessage]:
+        facts = [
+            f"- {name}: " + (f"ERROR {error}" if error else json.dumps(artifact, ensure_ascii=False, default=str))
+            for name, artifact, error in results
+        ]
+        heading = "事实" if lang is Lang.ZH else "Facts"
+        system = load_prompt("respond", lang.value) + f"\n\n{heading}:\n" + ("\n".join(facts) or "-")
+        history = [
+            message
+            for message in state["messages"]
+            if isinstance(message, HumanMessage) or (isinstance(message, AIMessage) and not message.tool_calls)
+        ]
+        return [SystemMessage(system), *history[-(2 * _HISTORY_TURNS - 1) :]]
+
+    def _new_calls(self, state: SupportState, message: AIMessage) -> list[ToolCall]:
+        made = {
+            (call["name"], json.dumps(call["args"], sort_keys=True))
+            for turn_message in _this_turn(state["messages"])
+            if isinstance(turn_message, AIMessage)
+            for call in turn_message.tool_calls
+        }
+        calls = parse_tool_calls(message, self.deps.tools.names)
+        return [call for call in calls if (call["name"], json.dumps(call["args"], sort_keys=True)) not in made]
+
+    # -- guard ----------------------------------------------------------------------------
+    def guard(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+        lang = Lang(state["lang"])
+        last = state["messages"][-1]
+        text = last.text
+        results = _tool_results(state["messages"])
+        route = state.get("route", "rules")
+        if route == "llm" and not _grounded(text, results, lang):
+            log.info("LLM reply dropped: it does not state the looked-up order facts")
+            text, route = compose(Intent(state["intent"]), results, lang), "rules"
+        vault = state.get("vault") or {}
+        known = set(vault.values())
+        for span in sorted(self.deps.redactor.analyze(text, lang.value), key=lambda s: s.start, reverse=True):
+            if span.text not in known:
+                text = text[: span.start] + f"<{span.entity_type}>" + text[span.end :]
+        return {"messages": [AIMessage(text, id=last.id)], "route": route}
+
+
+def _grounded(text: str, results: list[ToolResult], lang: Lang) -> bool:
+    """Every looked-up order is named in the reply with its real status."""
+    lowered = text.lower()
+    for name, artifact, _error in results:
+        if name != "lookup_order" or artifact is None:
+            continue
+        labels = {status_label(artifact["status"], lang).lower(), str(artifact["status"]).replace("_", " ")}
+        if str(artifact["id"]).lower() not in lowered or not any(label in lowered for label in labels):
+            return False
+    return True

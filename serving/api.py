@@ -1,0 +1,142 @@
+"""HTTP DTOs and routes. The only place that maps Kefu's errors to HTTP status codes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from core.types import Channel, CustomerId, Lang
+from serving.service import KefuService
+
+__all__ = ["ChatRequest", "ChatResponse", "router"]
+
+
+def _service(request: Request) -> KefuService:
+    service: KefuService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[KefuService, Depends(_service)]
+ConversationIdStr = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class ChatRequest(BaseModel):
+    """One customer message."""
+
+    conversation_id: ConversationIdStr
+    customer_id: str = Field(min_length=1, max_length=32)
+    """The customer the channel authenticated."""
+    channel: Channel = Channel.WEB
+    text: str = Field(min_length=1, max_length=4000)
+    lang: Lang | None = None
+    """Reply language; detected from the text when omitted."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"conversation_id": "demo-1", "customer_id": "C0002", "text": "Where is my order?", "lang": "en"}
+            ]
+        }
+    }
+
+
+class ChatResponse(BaseModel):
+    """The agent's reply and how it got there."""
+
+    conversation_id: str
+    reply: str
+    state: str
+    """Dialogue state after the turn."""
+    intent: str
+    confidence: float
+    route: str
+    """``llm`` when the model composed the reply, ``rules`` when a template did."""
+    tools: list[str]
+    events: list[str]
+    llm_calls: int
+    latency_ms: float
+
+
+class Message(BaseModel):
+    """One visible message."""
+
+    role: str
+    text: str
+
+
+class Conversation(BaseModel):
+    """A conversation's state and visible history."""
+
+    conversation_id: str
+    state: str | None
+    messages: list[Message]
+
+
+class DemoCustomer(BaseModel):
+    """A demo customer to try the chat with."""
+
+    id: str
+    name: str
+    lang: str
+    tier: str
+    recent_orders: list[str]
+
+
+router = APIRouter()
+
+
+@router.post("/v1/chat", response_model=ChatResponse, tags=["chat"])
+def chat(body: ChatRequest, service: ServiceDep) -> ChatResponse:
+    """Send a customer message and get the agent's reply."""
+    result = service.chat(body.conversation_id, body.customer_id, body.text, channel=body.channel, lang=body.lang)
+    return ChatResponse(**result.__dict__)
+
+
+@router.get("/v1/conversations/{conversation_id}", response_model=Conversation, tags=["chat"])
+def conversation(
+    conversation_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")],
+    customer_id: Annotated[str, Query(min_length=1, max_length=32)],
+    service: ServiceDep,
+) -> Conversation:
+    """A conversation's history, for reloading a chat window."""
+    state, entries = service.history(conversation_id, customer_id)
+    return Conversation(
+        conversation_id=conversation_id,
+        state=state,
+        messages=[Message(role=e.role, text=e.text) for e in entries],
+    )
+
+
+@router.get("/v1/demo/customers", response_model=list[DemoCustomer], tags=["demo"])
+def demo_customers(service: ServiceDep) -> list[DemoCustomer]:
+    """Two demo customers (zh and en) with their recent order numbers."""
+    out: list[DemoCustomer] = []
+    for customer_id in ("C0001", "C0002"):
+        customer = service.store.get_customer(CustomerId(customer_id))
+        if customer is None:
+            continue
+        orders = service.store.list_orders(customer.id, limit=3)
+        out.append(
+            DemoCustomer(
+                id=customer.id,
+                name=customer.name,
+                lang=customer.lang.value,
+                tier=customer.tier.value,
+                recent_orders=[order.id for order in orders],
+            )
+        )
+    return out
+
+
+@router.get("/healthz", tags=["ops"])
+def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["ops"])
+def readyz(service: ServiceDep) -> dict[str, str]:
+    """Ready to chat; says whether the LLM backend is configured (rules answer either way)."""
+    return {"status": "ok", "llm": service.llm_base_url or "none (rules only)"}

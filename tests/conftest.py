@@ -1,0 +1,70 @@
+"""Shared fixtures: an isolated data directory, a seeded demo store, services with scripted models."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.db import make_engine
+from core.seed import seed
+from core.settings import Settings
+from core.store import SqlStore
+from serving.service import KefuService
+from tests.fakes import ScriptedChatModel
+
+
+@pytest.fixture(scope="session")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo database seeded once per test session; tests get copies."""
+    path = tmp_path_factory.mktemp("seed") / "kefu.db"
+    engine = make_engine(f"sqlite:///{path}")
+    seed(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, seeded_db: Path) -> Settings:
+    """Settings with a private data directory holding a copy of the seeded database."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    shutil.copy(seeded_db, data_dir / "kefu.db")
+    return Settings(data_dir=data_dir, cache_dir=tmp_path / "cache", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def store(settings: Settings) -> SqlStore:
+    """The seeded demo store."""
+    return SqlStore(make_engine(settings.resolved_database_url))
+
+
+@pytest.fixture
+def make_service(settings: Settings) -> Iterator[Callable[..., KefuService]]:
+    """Build services on the test's data directory; all are closed after the test."""
+    started: list[KefuService] = []
+
+    def factory(model: ScriptedChatModel | None = None, **overrides: Any) -> KefuService:
+        local = settings.model_copy(update=overrides) if overrides else settings
+        service = KefuService.start(local, chat_model=model, use_llm=model is not None)
+        started.append(service)
+        return service
+
+    yield factory
+    for service in started:
+        service.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_real_model_calls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any call to a real OpenAI-compatible model outside tests marked ``e2e``."""
+    if request.node.get_closest_marker("e2e"):
+        return
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a unit test tried to call a real LLM; use tests.fakes.ScriptedChatModel")
+
+    monkeypatch.setattr("langchain_openai.ChatOpenAI._generate", refuse)

@@ -1,0 +1,102 @@
+"""Fakes for the model boundary only: a scripted chat model and helpers to script it."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ToolCall
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+Step = AIMessage | Exception | Callable[[list[BaseMessage], dict[str, Any]], AIMessage]
+
+
+@dataclass
+class Call:
+    """One call the graph made to the model."""
+
+    messages: list[BaseMessage]
+    kwargs: dict[str, Any]
+
+    @property
+    def structured(self) -> bool:
+        """Whether the call asked for JSON-schema output (the intent call)."""
+        return "response_format" in self.kwargs
+
+    @property
+    def text(self) -> str:
+        """Everything the model was shown."""
+        return "\n".join(message.text for message in self.messages)
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that answers from a script, one step per call, and records every call."""
+
+    steps: list[Any] = []
+    calls: list[Call] = []
+
+    def __init__(self, steps: Sequence[Step] = (), **kwargs: Any) -> None:
+        """Answer the calls with ``steps`` in order."""
+        super().__init__(steps=list(steps), calls=[], **kwargs)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
+        """Tools are passed per call; binding changes nothing."""
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.calls.append(Call(list(messages), dict(kwargs)))
+        if not self.steps:
+            raise AssertionError(f"unexpected model call #{len(self.calls)}: {messages[-1].text[:120]!r}")
+        step = self.steps.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        message = step(list(messages), kwargs) if callable(step) else step
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def assert_complete(self) -> None:
+        """Every scripted step was used."""
+        assert not self.steps, f"{len(self.steps)} scripted steps were never used"
+
+
+def intent(label: str, probability: float = 0.95) -> AIMessage:
+    """The structured answer to the intent call, with log-probabilities giving ``probability``."""
+    content = json.dumps({"intent": label})
+    prefix, value_tokens = '{"intent": "', [label[: len(label) // 2], label[len(label) // 2 :]]
+    logprob = math.log(probability) / len(value_tokens)
+    tokens = [{"token": prefix, "logprob": 0.0}]
+    tokens += [{"token": token, "logprob": logprob} for token in value_tokens]
+    tokens += [{"token": '"}', "logprob": 0.0}]
+    return AIMessage(content=content, response_metadata={"logprobs": {"content": tokens}})
+
+
+def reply(text: str, tool_calls: Sequence[ToolCall] = ()) -> AIMessage:
+    """A free-text answer, optionally with native tool calls."""
+    return AIMessage(content=text, tool_calls=list(tool_calls))
+
+
+def echo_facts(messages: list[BaseMessage], _kwargs: dict[str, Any]) -> AIMessage:
+    """A reply that repeats the system prompt's facts, like a faithful model would."""
+    system = messages[0].text
+    return AIMessage(content="Here is what I found: " + system.split(":\n", 1)[-1][-600:])
+
+
+@dataclass
+class Script:
+    """Convenience holder for a model and what it was asked."""
+
+    model: ScriptedChatModel = field(default_factory=ScriptedChatModel)

@@ -1,0 +1,6 @@
+"""Tools the agent can call: typed functions whose schemas come from their signatures and docstrings."""
+
+from tools.errors import ToolError, explain
+from tools.registry import BUILTIN_TOOLS, ToolRegistry
+
+__all__ = ["BUILTIN_TOOLS", "ToolError", "ToolRegistry", "explain"]
