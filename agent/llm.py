@@ -26,7 +26,7 @@ from core.settings import Settings
 __all__ = ["Choice", "LlmGateway", "LlmUnavailable", "label_confidence", "make_chat_model"]
 
 
-class LlmUnavailable(Exception):  # noqa: N818 - a condition the graph handles, not a bug
+class LlmUnavailable(Exception):
     """The model did not answer in time, or answered something unusable."""
 
 
@@ -51,13 +51,19 @@ def make_chat_model(settings: Settings, base_url: str) -> ChatOpenAI:
     )
 
 
-def label_confidence(content: str, logprobs: Sequence[dict[str, Any]], value: str) -> float:
+def label_confidence(content: str, logprobs: Sequence[dict[str, Any]], value: str, field: str | None = None) -> float:
     """Joint probability of the tokens that spell ``value`` inside the generated ``content``.
 
     Tokens are located by their text; every token that overlaps the value's characters
-    contributes its log-probability. Without usable log-probabilities the confidence is 0.
+    contributes its log-probability. The value is searched after ``field``'s key when given, so
+    a label equal to the key name is not mistaken for it. Without usable log-probabilities the
+    confidence is 0.
     """
-    start = content.find(json.dumps(value, ensure_ascii=False))
+    after = 0
+    if field is not None:
+        key = content.find(json.dumps(field, ensure_ascii=False))
+        after = key + len(json.dumps(field, ensure_ascii=False)) if key >= 0 else 0
+    start = content.find(json.dumps(value, ensure_ascii=False), after)
     if start < 0 or not logprobs:
         return 0.0
     start += 1  # skip the opening quote
@@ -117,7 +123,7 @@ class LlmGateway:
         if label not in options:
             raise LlmUnavailable(f"label {label!r} is not one of the options")
         logprobs = (message.response_metadata.get("logprobs") or {}).get("content") or []
-        return Choice(label=label, confidence=label_confidence(content, logprobs, label))
+        return Choice(label=label, confidence=label_confidence(content, logprobs, label, field))
 
     def reply(self, messages: Sequence[BaseMessage], tools: Sequence[BaseTool] = ()) -> AIMessage:
         """Let the model write the next message, optionally with ``tools`` it may call.

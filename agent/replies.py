@@ -52,7 +52,8 @@ _TEXT: dict[str, dict[Lang, str]] = {
     "handoff": {
         Lang.EN: "I've passed this conversation to a human colleague (ticket #{ticket}) with everything you told me, "
         "so you won't need to repeat yourself. They'll reply here shortly.",
-        Lang.ZH: "已为您转接人工客服（工单 #{ticket}），您刚才说的内容已一并转交，无需重复描述。请稍候，客服会在这里回复您。",
+        Lang.ZH: "已为您转接人工客服（工单 #{ticket}），您刚才说的内容已一并转交，无需重复描述。"
+        "请稍候，客服会在这里回复您。",
     },
     "handoff_waiting": {
         Lang.EN: "A human colleague has your conversation and will reply here shortly.",
@@ -178,6 +179,8 @@ def _product_line(product: Mapping[str, Any], lang: Lang) -> str:
     name = product["name_zh"] if zh else product["name_en"]
     features = ("、" if zh else ", ").join((product["features_zh"] if zh else product["features_en"])[:3])
     stock = ("有货" if zh else "in stock") if product["stock"] > 0 else ("暂时缺货" if zh else "out of stock")
-    return f"- {name}（¥{product['price']:.2f}，{stock}）：{features}" if zh else (
-        f"- {name} (¥{product['price']:.2f}, {stock}): {features}"
+    return (
+        f"- {name}（¥{product['price']:.2f}，{stock}）：{features}"
+        if zh
+        else (f"- {name} (¥{product['price']:.2f}, {stock}): {features}")
     )

@@ -40,18 +40,21 @@ def parse_tool_calls(message: AIMessage, known: Collection[str]) -> list[ToolCal
     return calls
 
 
-def strip_tool_text(text: str) -> str:
-    """Remove tool-call JSON (tagged, fenced or bare) from ``text``."""
-    text = _TAGGED.sub("", text)
-    text = _FENCED.sub(lambda m: "" if _looks_like_call(m.group(1)) else m.group(0), text)
+def strip_tool_text(text: str, known: Collection[str]) -> str:
+    """Remove calls of the ``known`` tools (tagged, fenced or bare JSON) from ``text``.
+
+    Other JSON, such as a product written as ``{"name": "Lumo Air", "price": 899}``, stays.
+    """
+    text = _TAGGED.sub(lambda m: "" if _looks_like_call(m.group(1), known) else m.group(0), text)
+    text = _FENCED.sub(lambda m: "" if _looks_like_call(m.group(1), known) else m.group(0), text)
     for _value, start, end in reversed(list(_spans(text))):
-        if _looks_like_call(text[start:end]):
+        if _looks_like_call(text[start:end], known):
             text = text[:start] + text[end:]
     return text.strip()
 
 
-def _looks_like_call(candidate: str) -> bool:
-    return any(_as_call(obj) is not None for obj in _decode_all(candidate))
+def _looks_like_call(candidate: str, known: Collection[str]) -> bool:
+    return any((call := _as_call(obj)) is not None and call["name"] in known for obj in _decode_all(candidate))
 
 
 def _json_objects(text: str) -> Iterator[Any]:

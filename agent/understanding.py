@@ -17,7 +17,7 @@ __all__ = ["RULE_CONFIDENCE", "anger_level", "detect_lang", "find_order_ids", "r
 RULE_CONFIDENCE = 0.6
 """Confidence given to a keyword match: enough to act, never enough to look certain."""
 
-_ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(KF\d{6})(?!\d)", re.IGNORECASE)
+_ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(KF[0-9]{6})(?![A-Za-z0-9])", re.IGNORECASE)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 _ANGER = {
@@ -35,12 +35,15 @@ _KEYWORDS: tuple[tuple[Intent, tuple[str, ...]], ...] = (
         Intent.ORDER_STATUS,
         ("where is my", "order status", "my order", "shipped", "tracking", "订单", "到哪", "发货", "物流", "快递到"),
     ),
-    (Intent.SHIPPING_DELIVERY, ("delivery", "shipping", "deliver", "配送", "运费", "几天到", "送货")),
+    (
+        Intent.SHIPPING_DELIVERY,
+        ("delivery", "shipping", "deliver", "arrive", "配送", "运费", "几天到", "送货", "什么时候到", "到货"),
+    ),
     (Intent.PURCHASE, ("buy it", "i'll take", "place an order", "purchase", "我要买", "下单", "就要这个", "购买")),
     (Intent.PRODUCT_RECOMMENDATION, ("recommend", "suggest", "which one", "推荐", "买什么", "哪款", "适合")),
     (Intent.PRODUCT_INQUIRY, ("price", "warranty", "in stock", "feature", "价格", "多少钱", "保修", "有货", "功能")),
     (Intent.ACCOUNT_PROFILE, ("membership", "my account", "points", "tier", "会员", "积分", "账户", "等级")),
-    (Intent.GOODBYE, ("bye", "thank", "that's all", "再见", "谢谢", "没有了", "拜拜")),
+    (Intent.GOODBYE, ("bye", "thank", "thanks", "thx", "that's all", "再见", "谢谢", "没有了", "拜拜")),
     (Intent.GREETING, ("hello", "hi", "hey", "good morning", "你好", "您好", "在吗", "早上好")),
 )
 
@@ -66,11 +69,14 @@ def rule_intent(text: str) -> Intent | None:
     """The intent a clear keyword names, or None."""
     lowered = text.lower()
     words = set(re.findall(r"[a-z']+", lowered))
+    has_order = bool(find_order_ids(text))
     for intent, keywords in _KEYWORDS:
+        if has_order and intent in (Intent.GOODBYE, Intent.GREETING):
+            return Intent.ORDER_STATUS  # "hi, KF100234 please": the order number is the request
         for keyword in keywords:
             latin = keyword.isascii()
-            if (latin and " " not in keyword and keyword in words) or ((not latin or " " in keyword) and keyword in lowered):
+            if (latin and " " not in keyword and keyword in words) or (
+                (not latin or " " in keyword) and keyword in lowered
+            ):
                 return intent
-    if find_order_ids(text):
-        return Intent.ORDER_STATUS
-    return None
+    return Intent.ORDER_STATUS if has_order else None

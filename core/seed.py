@@ -425,14 +425,14 @@ _RETURN_REASONS: tuple[tuple[str, str], ...] = (
     ("wrong colour received", "收到的颜色不对"),
 )
 _COMPLAINTS: tuple[tuple[str, str], ...] = (
-    ("Order {order} arrived with a damaged box and a scratched item", "订单{order}外包装破损，商品有划痕"),  # noqa: RUF001
+    ("Order {order} arrived with a damaged box and a scratched item", "订单{order}外包装破损，商品有划痕"),
     ("Order {order} is missing an item", "订单{order}少发了商品"),
     ("The courier was rude when delivering order {order}", "订单{order}配送员态度很差"),
 )
 _QUESTIONS: tuple[tuple[str, str], ...] = (
     ("Please issue a VAT invoice for order {order}", "订单{order}需要开具增值税专用发票"),
-    ("How do I claim the warranty for order {order}?", "订单{order}的商品如何申请保修？"),  # noqa: RUF001
-    ("Can I change the delivery address of order {order}?", "订单{order}能否修改收货地址？"),  # noqa: RUF001
+    ("How do I claim the warranty for order {order}?", "订单{order}的商品如何申请保修？"),
+    ("Can I change the delivery address of order {order}?", "订单{order}能否修改收货地址？"),
 )
 _TICKET_PLAN: tuple[tuple[TicketKind, int], ...] = (
     (TicketKind.RETURN, 8),
@@ -465,7 +465,8 @@ def seed(engine: Engine, *, reset: bool = False, seed_value: int = 20261122) -> 
     tickets = _tickets(rng, customers, orders)
     with Session(engine) as session, session.begin():
         session.execute(insert(ProductRow), _product_rows())
-        session.execute(insert(CustomerRow),
+        session.execute(
+            insert(CustomerRow),
             [c._asdict() | {"tier": c.tier.value, "lang": c.lang.value} for c in customers],
         )
         session.execute(insert(OrderRow), orders)
@@ -707,6 +708,6 @@ def _priority(kind: TicketKind, tier: Tier) -> int:
 def _subject(rng: random.Random, kind: TicketKind, lang: Lang, order_id: str) -> str:
     if kind is TicketKind.RETURN:
         en, zh = rng.choice(_RETURN_REASONS)
-        return f"Return request for order {order_id}: {en}" if lang is Lang.EN else f"订单{order_id}申请退货：{zh}"  # noqa: RUF001
+        return f"Return request for order {order_id}: {en}" if lang is Lang.EN else f"订单{order_id}申请退货：{zh}"
     en, zh = rng.choice(_COMPLAINTS if kind is TicketKind.COMPLAINT else _QUESTIONS)
     return (en if lang is Lang.EN else zh).format(order=order_id)

@@ -246,6 +246,14 @@ def _terms(query: str) -> list[str]:
 
 def _score(row: ProductRow, terms: list[str]) -> int:
     haystack = " ".join(
-        [row.name_en, row.name_zh, row.category, *row.features_en, *row.features_zh, *row.scenarios_en, *row.scenarios_zh]
+        [
+            row.name_en,
+            row.name_zh,
+            row.category,
+            *row.features_en,
+            *row.features_zh,
+            *row.scenarios_en,
+            *row.scenarios_zh,
+        ]
     ).lower()
     return sum(term in haystack for term in terms)

@@ -40,6 +40,9 @@ __all__ = ["AgentDeps", "Policy", "build_graph"]
 log = logging.getLogger(__name__)
 
 _HISTORY_TURNS = 6
+_ORDER_INTENTS = frozenset(
+    {Intent.ORDER_STATUS, Intent.SHIPPING_DELIVERY, Intent.CANCEL_ORDER, Intent.RETURN_REFUND, Intent.COMPLAINT}
+)
 _MAX_TOOL_ROUNDS = 1
 
 
@@ -64,7 +67,9 @@ class AgentDeps:
     policy: Policy = Policy()
 
 
-def build_graph(deps: AgentDeps, checkpointer: BaseCheckpointSaver[Any] | None) -> CompiledStateGraph[Any, Any, Any, Any]:
+def build_graph(
+    deps: AgentDeps, checkpointer: BaseCheckpointSaver[Any] | None
+) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the support graph with ``deps`` and a checkpointer."""
     nodes = _Nodes(deps)
     graph = StateGraph(SupportState, context_schema=SupportContext)
@@ -171,6 +176,9 @@ class _Nodes:
         elif rule is not None and rule.value == choice.label:
             # Two independent readings agree: trust the label at least as much as a rule match.
             choice = Choice(choice.label, max(choice.confidence, RULE_CONFIDENCE))
+        elif rule is not None and choice.confidence < self.deps.policy.threshold:
+            # The model is unsure but a clear keyword names the need: act on the keyword.
+            choice = Choice(rule.value, RULE_CONFIDENCE)
         intent = Intent(choice.label)
         sure = choice.confidence >= self.deps.policy.threshold
         served = sure and intent is not Intent.OUT_OF_SCOPE
@@ -189,7 +197,8 @@ class _Nodes:
             "sure": sure,
             "unsure_streak": streak,
             "escalate": escalate,
-            "order_ids": find_order_ids(text),
+            # An order named earlier stays the topic: "when will it arrive?" needs no number again.
+            "order_ids": find_order_ids(text) or (state.get("order_ids", []) if intent in _ORDER_INTENTS else []),
             "route": route,
             "llm_calls": calls,
         }
@@ -258,7 +267,7 @@ class _Nodes:
                 "tool_rounds": state.get("tool_rounds", 0) + 1,
                 "llm_calls": llm_calls,
             }
-        text = strip_tool_text(message.text)
+        text = strip_tool_text(message.text, self.deps.tools.names)
         if not text:
             return {"messages": [AIMessage(compose(intent, results, lang))], "route": "rules", "llm_calls": llm_calls}
         return {"messages": [AIMessage(text)], "route": "llm", "llm_calls": llm_calls}
@@ -275,18 +284,24 @@ class _Nodes:
         return None
 
     def _llm_messages(self, state: SupportState, results: list[ToolResult], lang: Lang) -> list[AnyMessage]:
+        """System prompt, earlier turns, then this message with its facts.
+
+        Everything that changes per turn comes last, so llama-server and vLLM reuse the cached
+        prefix (system prompt and tool schemas, then the conversation so far).
+        """
         facts = [
             f"- {name}: " + (f"ERROR {error}" if error else json.dumps(artifact, ensure_ascii=False, default=str))
             for name, artifact, error in results
         ]
         heading = "事实" if lang is Lang.ZH else "Facts"
-        system = load_prompt("respond", lang.value) + f"\n\n{heading}:\n" + ("\n".join(facts) or "-")
         history = [
             message
             for message in state["messages"]
             if isinstance(message, HumanMessage) or (isinstance(message, AIMessage) and not message.tool_calls)
-        ]
-        return [SystemMessage(system), *history[-(2 * _HISTORY_TURNS - 1) :]]
+        ][-(2 * _HISTORY_TURNS - 1) :]
+        current = history.pop() if history and isinstance(history[-1], HumanMessage) else HumanMessage("")
+        last = HumanMessage(f"{current.text}\n\n{heading}:\n" + ("\n".join(facts) or "-"))
+        return [SystemMessage(load_prompt("respond", lang.value)), *history, last]
 
     def _new_calls(self, state: SupportState, message: AIMessage) -> list[ToolCall]:
         made = {
@@ -302,7 +317,7 @@ class _Nodes:
     def guard(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
         lang = Lang(state["lang"])
         last = state["messages"][-1]
-        text = last.text
+        text = str(last.text)
         results = _tool_results(state["messages"])
         route = state.get("route", "rules")
         if route == "llm" and not _grounded(text, results, lang):

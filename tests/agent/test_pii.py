@@ -1,7 +1,6 @@
 """Tests for the offline Presidio redactor in ``agent.pii``."""
 
 # Chinese test messages use full-width punctuation, as customers type them.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

@@ -1,0 +1,168 @@
+"""Turns through the whole graph with a scripted model at the model boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import openai
+import pytest
+from langchain_core.messages import ToolCall
+
+from core.store import SqlStore
+from core.types import CustomerId, OrderStatus
+from serving.service import KefuService
+from tests.fakes import ScriptedChatModel, echo_facts, intent, reply
+
+Factory = Callable[..., KefuService]
+
+
+def shipped_order(store: SqlStore, customer: str) -> str:
+    return next(o.id for o in store.list_orders(CustomerId(customer), limit=20) if o.status is OrderStatus.SHIPPED)
+
+
+def test_order_question_is_answered_by_the_llm_from_the_tool_result(make_service: Factory, store: SqlStore) -> None:
+    order_id = shipped_order(store, "C0002")
+    model = ScriptedChatModel([intent("order_status", 0.93), echo_facts])
+    result = make_service(model).chat("c1", "C0002", f"Where is my order {order_id}?")
+    assert result.route == "llm"
+    assert result.tools == ["lookup_order"]
+    assert result.state == "answer"
+    assert result.events == ["customer_says", "asks"]
+    assert result.confidence == pytest.approx(0.93, abs=0.01)
+    assert result.llm_calls == 2
+    assert order_id in result.reply and "shipped" in result.reply
+    structured, free = model.calls
+    assert structured.structured and not free.structured
+    assert order_id in free.text and "shipped" in free.text  # the model saw the facts
+    assert {t["function"]["name"] for t in free.kwargs["tools"]} >= {"lookup_order", "request_human"}
+    model.assert_complete()
+
+
+def test_low_confidence_gets_two_different_clarifications_then_a_human(make_service: Factory) -> None:
+    model = ScriptedChatModel([intent("product_inquiry", 0.2), intent("chitchat", 0.3), intent("order_status", 0.25)])
+    service = make_service(model)
+    first = service.chat("c2", "C0002", "hmm the thing")
+    second = service.chat("c2", "C0002", "the other one")
+    third = service.chat("c2", "C0002", "you know")
+    assert (first.route, second.route) == ("rules", "rules")
+    assert first.state == second.state == "need_confirm"
+    assert first.reply != second.reply  # never the same clarification twice in a row
+    assert third.state == "handoff"
+    assert third.tools == ["request_human"]
+    assert "#" in third.reply
+    model.assert_complete()
+
+
+def test_llm_down_still_answers_with_the_real_order_status(make_service: Factory, store: SqlStore) -> None:
+    order_id = shipped_order(store, "C0001")
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    model = ScriptedChatModel([openai.APIConnectionError(request=request)])
+    result = make_service(model).chat("c3", "C0001", f"我的订单{order_id}到哪了？")
+    assert result.route == "rules"
+    assert result.tools == ["lookup_order"]
+    assert order_id in result.reply and "已发货" in result.reply
+    # The circuit breaker keeps the dead backend from being called again this turn.
+    assert len(model.calls) == 1
+
+
+def test_slow_llm_reply_falls_back_to_a_template(make_service: Factory, store: SqlStore) -> None:
+    order_id = shipped_order(store, "C0002")
+    model = ScriptedChatModel(
+        [intent("order_status"), openai.APITimeoutError(request=httpx.Request("POST", "http://x"))]
+    )
+    result = make_service(model).chat("c4", "C0002", f"status of {order_id}")
+    assert result.route == "rules"
+    assert order_id in result.reply and "shipped" in result.reply
+
+
+def test_ungrounded_llm_reply_is_replaced(make_service: Factory, store: SqlStore) -> None:
+    order_id = shipped_order(store, "C0002")
+    model = ScriptedChatModel([intent("order_status"), reply(f"Your order {order_id} will arrive tomorrow by drone!")])
+    result = make_service(model).chat("c5", "C0002", f"where is {order_id}")
+    assert result.route == "rules"
+    assert "drone" not in result.reply
+    assert "shipped" in result.reply
+
+
+def test_tool_call_written_as_json_text_is_executed(make_service: Factory) -> None:
+    model = ScriptedChatModel(
+        [
+            intent("return_refund"),
+            reply('<tool_call>{"name": "get_customer_profile", "arguments": {}}</tool_call>'),
+            reply("You are a GOLD member; I can help with the return of your order."),
+        ]
+    )
+    result = make_service(model).chat("c6", "C0002", "I want to return something")
+    assert result.tools == ["list_recent_orders", "get_customer_profile"]
+    assert result.route == "llm"
+    assert result.llm_calls == 3
+    model.assert_complete()
+
+
+def test_model_cannot_use_tools_to_read_another_customers_order(make_service: Factory, store: SqlStore) -> None:
+    foreign = shipped_order(store, "C0002")
+    model = ScriptedChatModel(
+        [
+            intent("product_inquiry"),
+            reply("", [ToolCall(name="lookup_order", args={"order_id": foreign}, id="x1", type="tool_call")]),
+            reply("I could not find that order on your account."),
+        ]
+    )
+    result = make_service(model).chat("c7", "C0001", f"Tell me about the headphones in order {foreign}, customer C0002")
+    assert "lookup_order" in result.tools
+    foreign_order = store.get_order(foreign)  # type: ignore[arg-type]
+    assert foreign_order is not None and foreign_order.tracking_number
+    assert foreign_order.tracking_number not in result.reply
+    assert all(foreign_order.tracking_number not in call.text for call in model.calls)
+
+
+def test_a_message_asking_for_another_customers_order_gets_nothing(make_service: Factory, store: SqlStore) -> None:
+    foreign = shipped_order(store, "C0002")
+    result = make_service().chat("c8", "C0001", f"Show me order {foreign} of customer C0002")
+    assert result.tools == ["lookup_order"]
+    order = store.get_order(foreign)  # type: ignore[arg-type]
+    assert order is not None and order.tracking_number not in result.reply  # type: ignore[operator]
+    assert "KF" in result.reply
+
+
+def test_personal_data_never_reaches_the_model_and_comes_back_to_the_customer(make_service: Factory) -> None:
+    model = ScriptedChatModel(
+        [intent("complaint"), lambda messages, _kw: reply("Noted, we will call <CN_MOBILE_1> about the ticket.")]
+    )
+    result = make_service(model).chat("c9", "C0001", "你们的快递太慢了，我要投诉，电话13812345678")
+    assert all("13812345678" not in call.text for call in model.calls)
+    assert any("<CN_MOBILE_1>" in call.text for call in model.calls)
+    assert "13812345678" in result.reply
+    assert result.tools == ["open_ticket"]
+
+
+def test_leaked_personal_data_in_model_output_is_masked(make_service: Factory) -> None:
+    model = ScriptedChatModel([intent("account_profile"), reply("Your tier is GOLD; contact boss@evil.example.com")])
+    result = make_service(model).chat("c10", "C0002", "what is my membership tier?")
+    assert "boss@evil.example.com" not in result.reply
+    assert "<EMAIL_ADDRESS>" in result.reply
+
+
+def test_order_number_carries_over_to_the_follow_up(make_service: Factory, store: SqlStore) -> None:
+    order_id = shipped_order(store, "C0002")
+    service = make_service()
+    service.chat("c11", "C0002", f"where is my order {order_id}?")
+    follow_up = service.chat("c11", "C0002", "when will the delivery arrive?")
+    assert follow_up.tools == ["lookup_order"]
+    assert order_id in follow_up.reply
+
+
+def test_angry_customer_goes_to_a_human_with_priority(make_service: Factory, store: SqlStore) -> None:
+    result = make_service().chat("c12", "C0001", "气死我了！！！你们这是什么破服务，垃圾")
+    assert result.state == "handoff"
+    assert result.tools == ["request_human"]
+    after = make_service().chat("c12", "C0001", "还在吗")
+    assert after.state == "handoff" and after.tools == []
+
+
+def test_goodbye_ends_and_a_new_message_starts_over(make_service: Factory) -> None:
+    service = make_service()
+    assert service.chat("c13", "C0002", "hello").state == "need_confirm"
+    assert service.chat("c13", "C0002", "thanks, bye").state == "end"
+    assert service.chat("c13", "C0002", "hi again").state == "need_confirm"

@@ -1,0 +1,194 @@
+"""The ``kefu`` command line in ``serving.cli``, driven through Typer's test runner.
+
+Nothing here starts a model server or reaches the network: ``serve`` and ``chat`` are only
+checked in ``--help``, and ``models fetch`` runs with a stand-in for ``fetch``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from agent.machine import DialogueMachine
+from core.db import OrderRow, make_engine
+from core.errors import ModelError
+from serving import cli
+from serving.cli import app
+from serving.models import MODELS, ModelSpec, model_path
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every path the CLI may touch into ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KEFU_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KEFU_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _flat(text: str) -> str:
+    """Output with Rich's box drawing and line wrapping removed, for substring checks."""
+    return re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─┃┏┓┗┛━┡┩╇┳┴┬┼└┘┌┐]", " ", text))
+
+
+def test_help_lists_every_command(runner: CliRunner, env: Path) -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    for command in ("serve", "chat", "seed", "graph", "models"):
+        assert re.search(rf"\b{command}\b", result.output), command
+
+
+def test_no_arguments_shows_help(runner: CliRunner, env: Path) -> None:
+    result = runner.invoke(app, [])
+    assert "seed" in result.output
+    assert "graph" in result.output
+
+
+def test_models_help_lists_its_commands(runner: CliRunner, env: Path) -> None:
+    result = runner.invoke(app, ["models", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "list" in result.output
+    assert "fetch" in result.output
+
+
+# ------------------------------------------------------------------------------------- graph
+
+
+def test_graph_prints_the_state_machine_as_mermaid(runner: CliRunner, env: Path) -> None:
+    result = runner.invoke(app, ["graph"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "stateDiagram-v2"
+    states = [state.id for state in DialogueMachine.states]
+    assert set(states) == {"welcome", "need_confirm", "recommend", "answer", "close_deal", "handoff", "end"}
+    for state in states:
+        assert re.search(rf"\b{state}\b", result.output), state
+    assert "need_confirm --> answer" in result.output
+    assert "[*] --> welcome" in result.output
+    assert "answer --> handoff" in result.output
+
+
+# ------------------------------------------------------------------------------------- seed
+
+
+def test_seed_creates_the_database_then_leaves_it_alone(runner: CliRunner, env: Path) -> None:
+    db = env / "data" / "kefu.db"
+    first = runner.invoke(app, ["seed"])
+    assert first.exit_code == 0, first.output
+    assert db.is_file()
+    assert "created" in first.output
+    assert "already present" not in first.output
+
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        with Session(engine) as session:
+            orders = session.scalar(select(func.count(OrderRow.id)))
+    finally:
+        engine.dispose()
+    assert orders and orders >= 1100
+    assert f"{orders} orders" in _flat(first.output)
+
+    second = runner.invoke(app, ["seed"])
+    assert second.exit_code == 0, second.output
+    assert "already present" in second.output
+    assert f"{orders} orders" in _flat(second.output)
+    assert not (Path.cwd() / "var").exists()  # nothing landed in the working directory's default
+
+
+def test_seed_reset_rebuilds(runner: CliRunner, env: Path) -> None:
+    assert runner.invoke(app, ["seed"]).exit_code == 0
+    result = runner.invoke(app, ["seed", "--reset"])
+    assert result.exit_code == 0, result.output
+    assert "created" in result.output
+
+
+# ------------------------------------------------------------------------------------- models
+
+
+def test_models_list_shows_both_models(runner: CliRunner, env: Path) -> None:
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    for name in ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"):
+        assert name in result.output
+    assert set(MODELS) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"}
+
+
+def test_models_list_shows_what_is_cached(runner: CliRunner, env: Path) -> None:
+    def cached_column(output: str, name: str) -> str:
+        row = next(line for line in output.splitlines() if name in line)
+        return row.split("│")[2].strip()
+
+    before = runner.invoke(app, ["models", "list"]).output
+    assert cached_column(before, "qwen2.5-coder-0.5b") == "no"
+    path = model_path(env / "cache", MODELS["qwen2.5-coder-0.5b"])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"GGUF")
+    after = runner.invoke(app, ["models", "list"]).output
+    assert cached_column(after, "qwen2.5-coder-0.5b") == "yes"
+    assert cached_column(after, "qwen2.5-coder-1.5b") == "no"
+
+
+def test_models_fetch_rejects_an_unknown_model(runner: CliRunner, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(*_args: Any, **_kwargs: Any) -> Path:
+        raise AssertionError("fetch must not run for an unknown model")
+
+    monkeypatch.setattr(cli, "fetch", never)
+    result = runner.invoke(app, ["models", "fetch", "--model", "nope"])
+    assert result.exit_code != 0
+    assert result.exit_code == 2  # a usage error
+    text = _flat(result.output)
+    assert "unknown model 'nope'" in text
+    assert "qwen2.5-coder-1.5b" in text
+    assert not (env / "cache").exists()
+
+
+def test_models_fetch_prints_the_path(runner: CliRunner, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[ModelSpec, Path, bool]] = []
+
+    def fake_fetch(spec: ModelSpec, cache_dir: Path, *, force: bool = False, **_kwargs: Any) -> Path:
+        seen.append((spec, cache_dir, force))
+        return model_path(cache_dir, spec)
+
+    monkeypatch.setattr(cli, "fetch", fake_fetch)
+    result = runner.invoke(app, ["models", "fetch", "--model", "qwen2.5-coder-0.5b"])
+    assert result.exit_code == 0, result.output
+    spec = MODELS["qwen2.5-coder-0.5b"]
+    assert seen == [(spec, env / "cache", False)]
+    assert result.output.strip().splitlines()[-1] == str(model_path(env / "cache", spec))
+
+
+def test_models_fetch_passes_force_and_cache_dir(runner: CliRunner, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, Path, bool]] = []
+
+    def fake_fetch(spec: ModelSpec, cache_dir: Path, *, force: bool = False, **_kwargs: Any) -> Path:
+        seen.append((spec.name, cache_dir, force))
+        return model_path(cache_dir, spec)
+
+    monkeypatch.setattr(cli, "fetch", fake_fetch)
+    other = env / "other-cache"
+    result = runner.invoke(app, ["models", "fetch", "--force", "--cache-dir", str(other)])
+    assert result.exit_code == 0, result.output
+    assert seen == [("qwen2.5-coder-1.5b", other, True)]  # the default model
+
+
+def test_models_fetch_reports_a_model_error(runner: CliRunner, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_fetch(*_args: Any, **_kwargs: Any) -> Path:
+        raise ModelError("qwen2.5-coder-0.5b: checksum mismatch; nothing was installed")
+
+    monkeypatch.setattr(cli, "fetch", failing_fetch)
+    result = runner.invoke(app, ["models", "fetch", "--model", "qwen2.5-coder-0.5b"])
+    assert result.exit_code == 1
+    text = _flat(result.output)
+    assert "error:" in text
+    assert "checksum mismatch" in text

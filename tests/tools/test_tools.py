@@ -1,0 +1,137 @@
+"""Built-in tools, run the way the graph runs them: through a ToolNode with the session's context."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, ToolCall, ToolMessage
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode
+
+from core.context import SupportContext
+from core.store import SqlStore
+from core.types import Channel, ConversationId, CustomerId, OrderStatus, TicketKind
+from tools import BUILTIN_TOOLS, ToolError, ToolRegistry, explain
+
+SNAPSHOT = Path(__file__).with_name("tool_schemas.json")
+
+
+def run_tool(store: SqlStore, customer: str, name: str, args: dict[str, Any], conversation: str = "t-1") -> ToolMessage:
+    graph = StateGraph(MessagesState, context_schema=SupportContext)
+    graph.add_node("act", ToolNode(list(BUILTIN_TOOLS), handle_tool_errors=explain))
+    graph.add_edge(START, "act")
+    call = ToolCall(name=name, args=args, id="call-1", type="tool_call")
+    context = SupportContext(CustomerId(customer), ConversationId(conversation), Channel.WEB, store)
+    result = graph.compile().invoke({"messages": [AIMessage("", tool_calls=[call])]}, context=context)
+    message = result["messages"][-1]
+    assert isinstance(message, ToolMessage)
+    return message
+
+
+def test_lookup_order_returns_the_customers_order(store: SqlStore) -> None:
+    order = store.list_orders(CustomerId("C0002"), limit=1)[0]
+    message = run_tool(store, "C0002", "lookup_order", {"order_id": order.id.lower()})
+    assert message.status == "success"
+    assert message.artifact["id"] == order.id
+    assert message.artifact["status"] == order.status.value
+    assert json.loads(message.text)["id"] == order.id
+
+
+def test_a_customer_cannot_read_another_customers_order(store: SqlStore) -> None:
+    foreign = store.list_orders(CustomerId("C0002"), limit=1)[0]
+    message = run_tool(store, "C0001", "lookup_order", {"order_id": foreign.id})
+    missing = run_tool(store, "C0001", "lookup_order", {"order_id": "KF999999"})
+    assert message.status == "error"
+    assert foreign.status.value not in message.text
+    assert str(foreign.total) not in message.text
+    # A foreign order reads exactly like a missing one.
+    assert message.text.replace(foreign.id, "X") == missing.text.replace("KF999999", "X")
+
+
+def test_tools_take_the_customer_from_the_session_not_from_arguments(store: SqlStore) -> None:
+    message = run_tool(store, "C0001", "list_recent_orders", {"limit": 10, "customer_id": "C0002"})
+    assert message.status == "success"
+    assert {order["customer_id"] for order in message.artifact["orders"]} == {"C0001"}
+    schemas = {tool.name: tool.tool_call_schema.model_json_schema() for tool in BUILTIN_TOOLS}
+    assert all("customer_id" not in schema.get("properties", {}) for schema in schemas.values())
+    assert all("runtime" not in schema.get("properties", {}) for schema in schemas.values())
+
+
+def test_list_recent_orders_is_newest_first_and_bounded(store: SqlStore) -> None:
+    message = run_tool(store, "C0001", "list_recent_orders", {"limit": 50})
+    dates = [order["created_at"] for order in message.artifact["orders"]]
+    assert 0 < len(dates) <= 10
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_customer_profile_is_a_360_view_without_contact_details(store: SqlStore) -> None:
+    message = run_tool(store, "C0001", "get_customer_profile", {})
+    profile = message.artifact
+    assert profile["customer"]["id"] == "C0001"
+    assert profile["customer"]["tier"] == "vip"
+    assert profile["order_count"] >= 5
+    assert profile["lifetime_value"] > 0
+    assert profile["recent_orders"]
+    assert "phone" not in profile["customer"] and "email" not in profile["customer"]
+
+
+def test_open_ticket_is_idempotent_per_conversation(store: SqlStore) -> None:
+    first = run_tool(store, "C0002", "open_ticket", {"subject": "Broken strap", "kind": "complaint"}, "conv-a")
+    again = run_tool(store, "C0002", "open_ticket", {"subject": "Broken strap", "kind": "complaint"}, "conv-a")
+    other = run_tool(store, "C0002", "open_ticket", {"subject": "Broken strap", "kind": "complaint"}, "conv-b")
+    assert first.artifact["id"] == again.artifact["id"] != other.artifact["id"]
+    assert first.artifact["kind"] == TicketKind.COMPLAINT
+    assert store.customer_profile(CustomerId("C0002")).open_tickets  # type: ignore[union-attr]
+
+
+def test_request_human_opens_a_priority_handoff_ticket_for_vips(store: SqlStore) -> None:
+    vip = run_tool(store, "C0001", "request_human", {"reason": "angry"}, "conv-v")
+    assert vip.artifact["kind"] == "handoff"
+    assert vip.artifact["priority"] == 1
+
+
+def test_search_products_finds_by_feature_and_scenario_in_both_languages(store: SqlStore) -> None:
+    english = run_tool(store, "C0001", "search_products", {"query": "noise cancelling headphones"})
+    chinese = run_tool(store, "C0001", "search_products", {"query": "适合跑步的耳机"})
+    assert english.artifact["products"]
+    assert chinese.artifact["products"]
+    assert any("跑步" in " ".join(p["scenarios_zh"] + [p["name_zh"]]) for p in chinese.artifact["products"])
+
+
+def test_invalid_arguments_reach_the_model_as_an_error_message(store: SqlStore) -> None:
+    message = run_tool(store, "C0001", "open_ticket", {"subject": "x", "kind": "bogus"})
+    assert message.status == "error"
+
+
+def test_explain_hides_internal_errors() -> None:
+    assert explain(ToolError("No order KF1")) == "Error: No order KF1"
+    assert "internal" in explain(RuntimeError("database password is hunter2"))
+    assert "hunter2" not in explain(RuntimeError("database password is hunter2"))
+
+
+def test_registry_refuses_duplicate_names() -> None:
+    registry = ToolRegistry()
+    assert registry.names[0] == "lookup_order"
+    with pytest.raises(ValueError, match="already registered"):
+        registry.add(BUILTIN_TOOLS[0])
+
+
+def test_tool_schemas_match_the_snapshot() -> None:
+    """The JSON schemas the model sees are part of the API: changing one must be deliberate.
+
+    Regenerate with ``KEFU_UPDATE_SNAPSHOTS=1 pytest tests/tools``.
+    """
+    import os
+
+    current = {tool.name: tool.tool_call_schema.model_json_schema() for tool in BUILTIN_TOOLS}
+    if os.environ.get("KEFU_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert current == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+def test_order_status_values_are_what_the_store_uses(store: SqlStore) -> None:
+    statuses = {o.status for o in store.list_orders(CustomerId("C0001"), limit=50)}
+    assert statuses <= set(OrderStatus)
