@@ -125,15 +125,20 @@ class LlmGateway:
         logprobs = (message.response_metadata.get("logprobs") or {}).get("content") or []
         return Choice(label=label, confidence=label_confidence(content, logprobs, label, field))
 
-    def reply(self, messages: Sequence[BaseMessage], tools: Sequence[BaseTool] = ()) -> AIMessage:
+    def reply(
+        self, messages: Sequence[BaseMessage], tools: Sequence[BaseTool] = (), max_tokens: int | None = None
+    ) -> AIMessage:
         """Let the model write the next message, optionally with ``tools`` it may call.
 
         Raises:
             LlmUnavailable: the backend failed or timed out.
         """
+        kwargs: dict[str, Any] = {}
         if tools:
-            return self._invoke(messages, tools=[_tool_schema(tool) for tool in tools])
-        return self._invoke(messages)
+            kwargs["tools"] = [_tool_schema(tool) for tool in tools]
+        if max_tokens is not None:
+            kwargs["max_completion_tokens"] = max_tokens
+        return self._invoke(messages, **kwargs)
 
     def _invoke(self, messages: Sequence[BaseMessage], **kwargs: Any) -> AIMessage:
         if not self.available:

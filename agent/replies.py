@@ -13,7 +13,16 @@ from typing import Any
 from agent.machine import Intent
 from core.types import Lang, OrderStatus
 
-__all__ = ["STATUS_LABELS", "ToolResult", "clarify", "compose", "handoff_waiting", "order_fact", "status_label"]
+__all__ = [
+    "STATUS_LABELS",
+    "ToolResult",
+    "clarify",
+    "compose",
+    "fact_lines",
+    "handoff_waiting",
+    "order_fact",
+    "status_label",
+]
 
 STATUS_LABELS: dict[OrderStatus, dict[Lang, str]] = {
     OrderStatus.PENDING_PAYMENT: {Lang.EN: "awaiting payment", Lang.ZH: "待付款"},
@@ -142,6 +151,34 @@ def compose(intent: Intent | None, results: Sequence[ToolResult], lang: Lang) ->
         }.get(intent or Intent.OUT_OF_SCOPE, "fallback")
         lines.append(_t(key, lang))
     return "\n".join(lines)
+
+
+def fact_lines(results: Sequence[ToolResult], lang: Lang) -> list[str]:
+    """The tool results as short sentences for the model to phrase: far fewer tokens than JSON.
+
+    Orders also list their items; errors keep the tool's own words, which tell the model what to do.
+    """
+    lines: list[str] = []
+    for name, artifact, error in results:
+        if error is not None:
+            lines.append(f"{name}: {error}")
+        elif artifact is not None:
+            lines.extend(_artifact_lines(name, artifact, lang))
+            if name == "lookup_order":
+                lines.append(_items_line(artifact, lang))
+    return lines
+
+
+def _items_line(order: Mapping[str, Any], lang: Lang) -> str:
+    zh = lang is Lang.ZH
+    items = ("、" if zh else ", ").join(
+        f"{item['name_zh'] if zh else item['name_en']} ×{item['quantity']}" for item in order.get("items", [])
+    )
+    return (
+        f"订单 {order['id']} 商品：{items}；金额 ¥{order['total']:.2f}"
+        if zh
+        else (f"Order {order['id']} items: {items}; total ¥{order['total']:.2f}")
+    )
 
 
 def _error_line(error: str, lang: Lang) -> str:

@@ -26,7 +26,7 @@ from agent.llm import Choice, LlmGateway, LlmUnavailable
 from agent.machine import PURCHASE_INTENTS, QUESTION_INTENTS, DialogueMachine, DialogueState, Intent, TurnFacts
 from agent.machine import plan_events as plan_machine_events
 from agent.pii import PiiRedactor
-from agent.replies import ToolResult, clarify, compose, handoff_waiting, status_label
+from agent.replies import ToolResult, clarify, compose, fact_lines, handoff_waiting, status_label
 from agent.toolcalls import parse_tool_calls, strip_tool_text
 from agent.understanding import RULE_CONFIDENCE, anger_level, detect_lang, find_order_ids, rule_intent
 from core.context import SupportContext
@@ -35,7 +35,7 @@ from graphs.state import SupportState
 from prompts import load_prompt
 from tools import ToolRegistry, explain
 
-__all__ = ["AgentDeps", "Policy", "build_graph"]
+__all__ = ["AgentDeps", "Policy", "build_graph", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,30 @@ def build_graph(
     graph.add_conditional_edges("respond", _after_respond, ["act", "guard"])
     graph.add_edge("guard", END)
     return graph.compile(checkpointer=checkpointer)
+
+
+def warm_up(deps: AgentDeps) -> None:
+    """Put the static prompt prefixes (both prompts, both languages) into the server's prompt cache.
+
+    Each later call then evaluates only its new tokens: on 2 CPU cores that is the difference
+    between ~10 s and ~2 s for the first reply. Failures are ignored; turns fall back as usual.
+    """
+    if deps.llm is None:
+        return
+    options = [intent.value for intent in Intent]
+    for lang in Lang:
+        try:
+            deps.llm.choose(
+                [SystemMessage(load_prompt("understand", lang.value)), HumanMessage("hi")], "intent", options
+            )
+            deps.llm.reply(
+                [SystemMessage(load_prompt("respond", lang.value)), HumanMessage("hi")],
+                tools=deps.tools.tools,
+                max_tokens=1,
+            )
+        except LlmUnavailable as exc:
+            log.warning("prompt-cache warm-up skipped: %s", exc)
+            return
 
 
 def _pending_calls(state: SupportState) -> bool:
@@ -289,10 +313,7 @@ class _Nodes:
         Everything that changes per turn comes last, so llama-server and vLLM reuse the cached
         prefix (system prompt and tool schemas, then the conversation so far).
         """
-        facts = [
-            f"- {name}: " + (f"ERROR {error}" if error else json.dumps(artifact, ensure_ascii=False, default=str))
-            for name, artifact, error in results
-        ]
+        facts = [f"- {line}" for line in fact_lines(results, lang)]
         heading = "事实" if lang is Lang.ZH else "Facts"
         history = [
             message

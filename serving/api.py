@@ -138,5 +138,5 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["ops"])
 def readyz(service: ServiceDep) -> dict[str, str]:
-    """Ready to chat; says whether the LLM backend is configured (rules answer either way)."""
-    return {"status": "ok", "llm": service.llm_base_url or "none (rules only)"}
+    """Ready to chat; says which LLM backend answers (rules answer either way) and the prompt-cache state."""
+    return {"status": "ok", "llm": service.llm_base_url or "none (rules only)", "prompt_cache": service.prompt_cache}

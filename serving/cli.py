@@ -147,3 +147,7 @@ def main() -> None:
     except KefuError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise SystemExit(1) from exc
+
+
+if __name__ == "__main__":
+    main()

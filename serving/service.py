@@ -26,7 +26,7 @@ from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
 from core.types import Channel, ConversationId, CustomerId, Lang
-from graphs import AgentDeps, Policy, build_graph, sqlite_checkpointer
+from graphs import AgentDeps, Policy, build_graph, sqlite_checkpointer, warm_up
 from serving.llm_server import LlamaServer
 from serving.models import resolve_model
 from tools import ToolRegistry
@@ -73,6 +73,8 @@ class KefuService:
     graph: CompiledStateGraph[Any, Any, Any, Any]
     llm_server: LlamaServer | None = None
     llm_base_url: str | None = None
+    warm_up_thread: threading.Thread | None = None
+    """Fills the LLM server's prompt cache after start-up."""
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -84,11 +86,13 @@ class KefuService:
         chat_model: BaseChatModel | None = None,
         use_llm: bool = True,
         seed_demo: bool = True,
+        tools: ToolRegistry | None = None,
     ) -> KefuService:
         """Open the database (seeding the demo store if empty), start the LLM backend, build the graph.
 
         ``chat_model`` replaces the OpenAI-compatible client (tests); ``use_llm=False`` runs on
-        rules only. A backend that cannot start is logged and the agent runs on rules.
+        rules only; ``tools`` replaces the built-in tool registry. A backend that cannot start is
+        logged and the agent runs on rules.
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url)
@@ -111,11 +115,30 @@ class KefuService:
         deps = AgentDeps(
             llm=LlmGateway(model) if model is not None else None,
             redactor=PiiRedactor(),
-            tools=ToolRegistry(),
+            tools=tools or ToolRegistry(),
             policy=Policy(threshold=settings.confidence_threshold, clarify_limit=settings.clarify_limit),
         )
         graph = build_graph(deps, sqlite_checkpointer(settings.checkpoint_path))
-        return cls(settings=settings, store=SqlStore(engine), graph=graph, llm_server=server, llm_base_url=base_url)
+        warmer = None
+        if server is not None:
+            # Only a server we just started has a cold prompt cache; warm it without delaying start-up.
+            warmer = threading.Thread(target=warm_up, args=(deps,), name="kefu-warm-up", daemon=True)
+            warmer.start()
+        return cls(
+            settings=settings,
+            store=SqlStore(engine),
+            graph=graph,
+            llm_server=server,
+            llm_base_url=base_url,
+            warm_up_thread=warmer,
+        )
+
+    @property
+    def prompt_cache(self) -> str:
+        """``warming`` while the start-up warm-up runs, ``warm`` after, ``n/a`` without a local server."""
+        if self.warm_up_thread is None:
+            return "n/a"
+        return "warming" if self.warm_up_thread.is_alive() else "warm"
 
     def close(self) -> None:
         """Stop the LLM server this service started."""

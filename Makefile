@@ -1,0 +1,49 @@
+# Kefu: two commands do all the set-up.
+#   make run    virtualenv, llama-server build (cached), model fetch (cached), demo data, server
+#   make test   the same set-up with the small CI model, then lint, types, import layers, tests
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+MODEL ?= qwen2.5-coder-1.5b
+E2E_MODEL ?= qwen2.5-coder-0.5b
+
+.PHONY: run test setup llama-server lint typecheck contracts pytest bench-e2e clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed
+
+llama-server: setup
+	@PYTHON=$(BIN)/python bash scripts/build-llama-server.sh
+
+run: setup llama-server
+	@$(BIN)/kefu models fetch --model $(MODEL) >/dev/null
+	@$(BIN)/kefu seed
+	@exec $(BIN)/kefu serve --model $(MODEL)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+contracts: setup
+	$(BIN)/lint-imports
+
+pytest: setup llama-server
+	@$(BIN)/kefu models fetch --model $(E2E_MODEL) >/dev/null
+	KEFU_E2E_MODEL=$(E2E_MODEL) $(BIN)/pytest --cov --cov-report=term:skip-covered
+
+test: lint typecheck contracts pytest
+
+bench-e2e: setup llama-server
+	@$(BIN)/kefu models fetch --model $(MODEL) >/dev/null
+	$(BIN)/python -m evals.e2e_latency --model $(MODEL)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage
