@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MODEL ?= qwen2.5-coder-1.5b
 E2E_MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: run test setup llama-server lint typecheck contracts pytest bench-e2e clean
+.PHONY: run test setup llama-server browser lint typecheck contracts pytest bench-e2e clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ setup: $(VENV)/.installed
 
 llama-server: setup
 	@PYTHON=$(BIN)/python bash scripts/build-llama-server.sh
+
+# The browser tests drive Debian's Chromium; as root we install it, otherwise we say how.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the browser tests need Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 run: setup llama-server
 	@$(BIN)/kefu models fetch --model $(MODEL) >/dev/null
@@ -35,7 +41,7 @@ typecheck: setup
 contracts: setup
 	$(BIN)/lint-imports
 
-pytest: setup llama-server
+pytest: setup llama-server browser
 	@$(BIN)/kefu models fetch --model $(E2E_MODEL) >/dev/null
 	KEFU_E2E_MODEL=$(E2E_MODEL) $(BIN)/pytest --cov --cov-report=term:skip-covered
 

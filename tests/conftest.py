@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 
 from core.db import make_engine
 from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
+from serving.app import create_app
+from serving.llm_server import free_port
 from serving.service import KefuService
 from tests.fakes import ScriptedChatModel
 
@@ -68,3 +73,19 @@ def _no_real_model_calls(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
         raise AssertionError("a unit test tried to call a real LLM; use tests.fakes.ScriptedChatModel")
 
     monkeypatch.setattr("langchain_openai.ChatOpenAI._generate", refuse)
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    """The real app (rules only) served by uvicorn on a free loopback port."""
+    port = free_port()
+    app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from langchain_core.messages import AIMessage, ToolCall
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
 from agent.machine import mermaid
 from core.context import SupportContext
-from core.settings import Settings
 from core.store import SqlStore
 from core.types import Channel, ConversationId, CustomerId
-from serving.app import create_app
-from serving.llm_server import free_port
-from serving.service import KefuService
 from tools import explain
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
@@ -30,21 +22,6 @@ SNIPPETS = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
 
 def snippet(marker: str) -> str:
     return next(code for code in SNIPPETS if marker in code)
-
-
-@pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
-    port = free_port()
-    app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def test_api_snippet_runs_against_a_live_server(live_server: str, capsys: pytest.CaptureFixture[str]) -> None:
