@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build llama.cpp's C++ llama-server from the sources inside the pinned llama-cpp-python sdist
-# and cache the binary. There is no prebuilt wheel for it; the build takes about 9 minutes on
+# and cache the binary. There is no prebuilt wheel for it; the build takes 10-15 minutes on
 # 2 cores, so it happens once per machine and later runs reuse the cached binary.
 set -euo pipefail
 
@@ -16,7 +16,7 @@ fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/kefu-llama-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-echo "llama-server: building from llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION sources (about 9 minutes on 2 cores)"
+echo "llama-server: building from llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION sources (10-15 minutes on 2 cores)"
 "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: \
   "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$work"
 tar -xzf "$work"/llama_cpp_python-*.tar.gz -C "$work"
