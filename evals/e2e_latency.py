@@ -10,6 +10,7 @@ conversations as the e2e test over HTTP, ``--repeat`` times, and prints a table 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -47,12 +48,10 @@ def _wait_ready(client: httpx.Client, process: subprocess.Popen[bytes], timeout_
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"kefu serve exited with {process.returncode}")
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             ready: dict[str, Any] = client.get("/readyz").json()
             if ready.get("prompt_cache") in ("warm", "n/a"):
                 return ready
-        except httpx.HTTPError:
-            pass
         time.sleep(1)
     raise SystemExit(f"server not ready after {timeout_s:.0f}s")
 
