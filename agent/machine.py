@@ -49,8 +49,11 @@ class Intent(StrEnum):
     GREETING = "greeting"
     ORDER_STATUS = "order_status"
     CANCEL_ORDER = "cancel_order"
+    CHANGE_ORDER = "change_order"
     RETURN_REFUND = "return_refund"
+    EXCHANGE = "exchange"
     SHIPPING_DELIVERY = "shipping_delivery"
+    PAYMENT_INVOICE = "payment_invoice"
     PRODUCT_INQUIRY = "product_inquiry"
     PRODUCT_RECOMMENDATION = "product_recommendation"
     PURCHASE = "purchase"
@@ -78,8 +81,11 @@ QUESTION_INTENTS = frozenset(
     {
         Intent.ORDER_STATUS,
         Intent.CANCEL_ORDER,
+        Intent.CHANGE_ORDER,
         Intent.RETURN_REFUND,
+        Intent.EXCHANGE,
         Intent.SHIPPING_DELIVERY,
+        Intent.PAYMENT_INVOICE,
         Intent.PRODUCT_INQUIRY,
         Intent.COMPLAINT,
         Intent.ACCOUNT_PROFILE,

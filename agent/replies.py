@@ -14,12 +14,15 @@ from agent.machine import Intent
 from core.types import Lang, OrderStatus
 
 __all__ = [
+    "INTENT_NAMES",
     "STATUS_LABELS",
     "ToolResult",
     "clarify",
+    "clarify_choice",
     "compose",
     "fact_lines",
     "handoff_waiting",
+    "offer_human",
     "order_fact",
     "status_label",
 ]
@@ -87,11 +90,49 @@ _TEXT: dict[str, dict[Lang, str]] = {
         Lang.EN: "Great choice! You can add it to your cart on the product page and check out there.",
         Lang.ZH: "好的！您可以在商品页面加入购物车并结算下单。",
     },
+    "offer_human": {
+        Lang.EN: "I'm sorry I haven't understood. Would you like me to connect you with a human colleague?",
+        Lang.ZH: "抱歉，我一直没能理解您的问题。需要为您转接人工客服吗？",
+    },
+    "clarify_choice_1": {
+        Lang.EN: "Just to be sure: do you want to {a}, or to {b}?",
+        Lang.ZH: "想确认一下：您是想{a}，还是{b}？",
+    },
+    "clarify_choice_2": {
+        Lang.EN: "Sorry, I'm still not sure. Is it to {a}? Or maybe to {b}?",
+        Lang.ZH: "抱歉我还不太确定。是要{a}吗？或者是{b}？",
+    },
+    "payment_invoice": {
+        Lang.EN: "I've noted your payment or invoice request; a colleague will confirm the details with you.",
+        Lang.ZH: "已记录您的支付或发票需求，客服同事会与您确认细节。",
+    },
     "fallback": {
         Lang.EN: "Sorry, I can't answer that fully right now. I can connect you with a human colleague if you like.",
         Lang.ZH: "抱歉，我暂时无法完整回答这个问题。如有需要，我可以为您转接人工客服。",
     },
 }
+
+
+INTENT_NAMES: dict[Intent, dict[Lang, str]] = {
+    Intent.GREETING: {Lang.EN: "just say hello", Lang.ZH: "打个招呼"},
+    Intent.ORDER_STATUS: {Lang.EN: "check an order's status", Lang.ZH: "查询订单状态"},
+    Intent.CANCEL_ORDER: {Lang.EN: "cancel an order", Lang.ZH: "取消订单"},
+    Intent.CHANGE_ORDER: {Lang.EN: "change an order", Lang.ZH: "修改订单"},
+    Intent.RETURN_REFUND: {Lang.EN: "return an item or get a refund", Lang.ZH: "办理退货退款"},
+    Intent.EXCHANGE: {Lang.EN: "exchange an item", Lang.ZH: "换货"},
+    Intent.SHIPPING_DELIVERY: {Lang.EN: "ask about shipping and delivery", Lang.ZH: "了解配送和运费"},
+    Intent.PAYMENT_INVOICE: {Lang.EN: "sort out a payment or an invoice", Lang.ZH: "处理支付或发票"},
+    Intent.PRODUCT_INQUIRY: {Lang.EN: "ask about a product", Lang.ZH: "咨询商品信息"},
+    Intent.PRODUCT_RECOMMENDATION: {Lang.EN: "get a product recommendation", Lang.ZH: "获取商品推荐"},
+    Intent.PURCHASE: {Lang.EN: "buy something", Lang.ZH: "购买商品"},
+    Intent.COMPLAINT: {Lang.EN: "make a complaint", Lang.ZH: "投诉"},
+    Intent.ACCOUNT_PROFILE: {Lang.EN: "ask about your account or membership", Lang.ZH: "查询账户或会员信息"},
+    Intent.HUMAN_AGENT: {Lang.EN: "talk to a human colleague", Lang.ZH: "转人工客服"},
+    Intent.GOODBYE: {Lang.EN: "finish the chat", Lang.ZH: "结束对话"},
+    Intent.CHITCHAT: {Lang.EN: "just chat", Lang.ZH: "随便聊聊"},
+    Intent.OUT_OF_SCOPE: {Lang.EN: "ask about something else", Lang.ZH: "咨询其他事情"},
+}
+"""How a clarifying question names each intent."""
 
 
 def _t(key: str, lang: Lang, **values: Any) -> str:
@@ -128,6 +169,17 @@ def clarify(attempt: int, lang: Lang) -> str:
     return _t("clarify_1" if attempt <= 1 else "clarify_2", lang)
 
 
+def clarify_choice(first: Intent, second: Intent, lang: Lang, variant: int) -> str:
+    """A targeted clarifying question offering two intents; ``variant`` 1 or 2 words it differently."""
+    key = "clarify_choice_1" if variant <= 1 else "clarify_choice_2"
+    return _t(key, lang, a=INTENT_NAMES[first][lang], b=INTENT_NAMES[second][lang])
+
+
+def offer_human(lang: Lang) -> str:
+    """Offer a human after repeated unsure turns."""
+    return _t("offer_human", lang)
+
+
 def handoff_waiting(lang: Lang) -> str:
     """What the bot says while a human owns the conversation."""
     return _t("handoff_waiting", lang)
@@ -148,6 +200,7 @@ def compose(intent: Intent | None, results: Sequence[ToolResult], lang: Lang) ->
             Intent.GOODBYE: "goodbye",
             Intent.OUT_OF_SCOPE: "out_of_scope",
             Intent.PURCHASE: "purchase",
+            Intent.PAYMENT_INVOICE: "payment_invoice",
         }.get(intent or Intent.OUT_OF_SCOPE, "fallback")
         lines.append(_t(key, lang))
     return "\n".join(lines)

@@ -12,7 +12,16 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, Numeric, String, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "CustomerRow", "OrderItemRow", "OrderRow", "ProductRow", "TicketRow", "make_engine"]
+__all__ = [
+    "Base",
+    "CustomerRow",
+    "OrderItemRow",
+    "OrderRow",
+    "ProductRow",
+    "TicketRow",
+    "TurnAuditRow",
+    "make_engine",
+]
 
 
 class Base(DeclarativeBase):
@@ -102,6 +111,32 @@ class TicketRow(Base):
     priority: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class TurnAuditRow(Base):
+    """How one turn was decided: intent, confidence, stage, thresholds and why a fallback fired."""
+
+    __tablename__ = "turn_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    intent: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Numeric(6, 4, asdecimal=False))
+    stage: Mapped[str] = mapped_column(String(32))
+    thresholds: Mapped[str] = mapped_column(String(120))
+    decision: Mapped[str] = mapped_column(String(500))
+    """Why the stage decided as it did."""
+    fallback: Mapped[str | None] = mapped_column(String(200))
+    """Why a rule-based reply or a handoff fired, if one did."""
+    emotion: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    tools: Mapped[list[str]] = mapped_column(JSON)
+    route: Mapped[str] = mapped_column(String(8))
+    llm_calls: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Numeric(10, 1, asdecimal=False))
 
 
 def make_engine(url: str) -> Engine:

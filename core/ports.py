@@ -14,6 +14,7 @@ from core.types import (
     Product,
     Ticket,
     TicketKind,
+    TurnAudit,
 )
 
 __all__ = ["SupportStore"]
@@ -52,4 +53,20 @@ class SupportStore(Protocol):
 
     def search_products(self, query: str, limit: int = 5) -> list[Product]:
         """Return catalog entries whose names, category, features or scenarios match ``query``."""
+        ...
+
+    def product_names(self) -> list[tuple[str, str, str]]:
+        """Every product as ``(sku, name_en, name_zh)``, for finding products named in a message."""
+        ...
+
+    def handoff_queue(self) -> list[Ticket]:
+        """Open handoff tickets, most urgent first (priority, then age)."""
+        ...
+
+    def record_turn(self, audit: TurnAudit) -> None:
+        """Append one turn to the audit trail."""
+        ...
+
+    def turn_audits(self, conversation_id: ConversationId) -> list[TurnAudit]:
+        """The audit trail of a conversation, oldest first."""
         ...

@@ -50,10 +50,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """Any SQLAlchemy URL; defaults to SQLite in ``data_dir``."""
 
-    confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    """Below this intent confidence a turn gets a rule-based reply instead of an LLM one."""
-    clarify_limit: int = Field(default=2, ge=1)
-    """Unsure turns in a row before the conversation goes to a human (the loop-breaker)."""
+    policy_file: Path | None = None
+    """Confidence thresholds and limits (TOML); defaults to the shipped ``agent/policy.toml``."""
+    intent_model_dir: Path | None = None
+    """Root of the versioned intent models; defaults to ``data_dir/models/intents``. The current
+    model there is loaded at start-up; if there is none, one is trained from the shipped data."""
     max_message_chars: int = Field(default=4000, gt=0)
 
     host: str = "127.0.0.1"
@@ -69,6 +70,11 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite in ``data_dir``."""
         return self.database_url or f"sqlite:///{self.data_dir / 'kefu.db'}"
+
+    @property
+    def intent_models(self) -> Path:
+        """Root of the versioned intent models."""
+        return self.intent_model_dir or self.data_dir / "models" / "intents"
 
     @property
     def checkpoint_path(self) -> Path:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, String, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from core.db import CustomerRow, OrderItemRow, OrderRow, ProductRow, TicketRow
+from core.db import CustomerRow, OrderItemRow, OrderRow, ProductRow, TicketRow, TurnAuditRow
 from core.types import (
     ConversationId,
     Customer,
@@ -25,6 +25,7 @@ from core.types import (
     TicketKind,
     TicketStatus,
     Tier,
+    TurnAudit,
 )
 
 __all__ = ["SqlStore"]
@@ -231,12 +232,60 @@ class SqlStore:
             )
             return [_product(row) for row in ranked[:limit]]
 
+    def product_names(self) -> list[tuple[str, str, str]]:
+        """Every product as ``(sku, name_en, name_zh)``."""
+        with self._session() as session:
+            rows = session.execute(select(ProductRow.sku, ProductRow.name_en, ProductRow.name_zh)).all()
+            return [(str(sku), str(en), str(zh)) for sku, en, zh in rows]
+
+    def handoff_queue(self) -> list[Ticket]:
+        """Open handoff tickets, most urgent first (priority, then age)."""
+        query = (
+            select(TicketRow)
+            .where(TicketRow.kind == TicketKind.HANDOFF.value, TicketRow.status == TicketStatus.OPEN.value)
+            .order_by(TicketRow.priority, TicketRow.created_at, TicketRow.id)
+        )
+        with self._session() as session:
+            return [_ticket(row) for row in session.scalars(query)]
+
+    def record_turn(self, audit: TurnAudit) -> None:
+        """Append one turn to the audit trail."""
+        with self._session() as session, session.begin():
+            session.add(TurnAuditRow(**audit.model_dump()))
+
+    def turn_audits(self, conversation_id: ConversationId) -> list[TurnAudit]:
+        """The audit trail of a conversation, oldest first."""
+        query = select(TurnAuditRow).where(TurnAuditRow.conversation_id == conversation_id).order_by(TurnAuditRow.id)
+        with self._session() as session:
+            return [_audit(row) for row in session.scalars(query)]
+
 
 # Words that say nothing about a product; without this list "for" or "you" match half the catalog.
 _STOPWORDS = frozenset(
     "a an and any are can could do does for have i is it me my of on or some the to what which with would you "
     "your want need looking recommend suggest good best there".split()
 )
+
+
+def _audit(row: TurnAuditRow) -> TurnAudit:
+    return TurnAudit(
+        conversation_id=ConversationId(row.conversation_id),
+        customer_id=CustomerId(row.customer_id),
+        created_at=row.created_at,
+        intent=row.intent,
+        confidence=row.confidence,
+        stage=row.stage,
+        thresholds=row.thresholds,
+        decision=row.decision,
+        fallback=row.fallback,
+        emotion=row.emotion,
+        state=row.state,
+        events=list(row.events),
+        tools=list(row.tools),
+        route=row.route,
+        llm_calls=row.llm_calls,
+        latency_ms=row.latency_ms,
+    )
 
 
 def _terms(query: str) -> list[str]:

@@ -26,6 +26,7 @@ __all__ = [
     "TicketKind",
     "TicketStatus",
     "Tier",
+    "TurnAudit",
 ]
 
 CustomerId = NewType("CustomerId", str)
@@ -175,3 +176,26 @@ class CustomerProfile(_View):
     order_count: int
     recent_orders: list[Order]
     open_tickets: list[Ticket]
+
+
+class TurnAudit(_View):
+    """How one turn was decided, for the audit trail."""
+
+    conversation_id: ConversationId
+    customer_id: CustomerId
+    created_at: datetime
+    intent: str
+    confidence: float
+    stage: str
+    """``classifier``, ``llm`` or ``classifier:llm-down``."""
+    thresholds: str
+    decision: str
+    fallback: str | None
+    """Why a rule-based reply or a handoff fired, if one did."""
+    emotion: str
+    state: str
+    events: list[str]
+    tools: list[str]
+    route: str
+    llm_calls: int
+    latency_ms: float

@@ -2,6 +2,6 @@
 
 from graphs.checkpoint import sqlite_checkpointer
 from graphs.state import SupportState
-from graphs.support import AgentDeps, Policy, build_graph, warm_up
+from graphs.support import AgentDeps, build_graph, warm_up
 
-__all__ = ["AgentDeps", "Policy", "SupportState", "build_graph", "sqlite_checkpointer", "warm_up"]
+__all__ = ["AgentDeps", "SupportState", "build_graph", "sqlite_checkpointer", "warm_up"]

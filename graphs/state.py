@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langgraph.graph import MessagesState
 
 __all__ = ["SupportState"]
@@ -28,8 +30,22 @@ class SupportState(MessagesState, total=False):
     """Confidence passed the threshold."""
     unsure_streak: int
     """Turns in a row the agent could not serve; past the limit the conversation goes to a human."""
+    stage: str
+    """Which stage decided the intent: ``classifier``, ``llm`` or ``classifier:llm-down``."""
+    reason: str
+    """Why, in words (thresholds and probabilities), for the audit log."""
+    candidates: list[str]
+    """The classifier's three likeliest intents, offered in clarifying questions."""
+    asked: list[str]
+    """Clarifying questions already asked, so none is asked twice."""
+    offered_human: bool
+    """A human was offered; a yes or another unsure turn hands off."""
+    emotion: str
+    dissatisfied_streak: int
     escalate: bool
+    escalate_reason: str
     order_ids: list[str]
+    slots: dict[str, Any]
     events: list[str]
     """State-machine events taken this turn."""
     route: str

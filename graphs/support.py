@@ -8,6 +8,7 @@ are answered from templates with real tool results.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import zlib
@@ -22,38 +23,57 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
 
-from agent.llm import Choice, LlmGateway, LlmUnavailable
+from agent.emotion import Emotion, detect_emotion
+from agent.intent_engine import IntentEngine
+from agent.llm import LlmGateway, LlmUnavailable
 from agent.machine import PURCHASE_INTENTS, QUESTION_INTENTS, DialogueMachine, DialogueState, Intent, TurnFacts
 from agent.machine import plan_events as plan_machine_events
 from agent.pii import PiiRedactor
-from agent.replies import ToolResult, clarify, compose, fact_lines, handoff_waiting, status_label
+from agent.policy import Policy
+from agent.replies import (
+    ToolResult,
+    clarify,
+    clarify_choice,
+    compose,
+    fact_lines,
+    handoff_waiting,
+    offer_human,
+    status_label,
+)
+from agent.slots import CatalogMatcher, extract_slots
 from agent.toolcalls import parse_tool_calls, strip_tool_text
-from agent.understanding import RULE_CONFIDENCE, anger_level, detect_lang, find_order_ids, rule_intent
+from agent.understanding import asks_for_human, detect_lang, is_affirmative
 from core.context import SupportContext
 from core.types import Lang
 from graphs.state import SupportState
 from prompts import load_prompt
 from tools import ToolRegistry, explain
 
-__all__ = ["AgentDeps", "Policy", "build_graph", "warm_up"]
+__all__ = ["AgentDeps", "build_graph", "warm_up"]
 
 log = logging.getLogger(__name__)
 
 _HISTORY_TURNS = 6
 _ORDER_INTENTS = frozenset(
-    {Intent.ORDER_STATUS, Intent.SHIPPING_DELIVERY, Intent.CANCEL_ORDER, Intent.RETURN_REFUND, Intent.COMPLAINT}
+    {
+        Intent.ORDER_STATUS,
+        Intent.SHIPPING_DELIVERY,
+        Intent.CANCEL_ORDER,
+        Intent.CHANGE_ORDER,
+        Intent.RETURN_REFUND,
+        Intent.EXCHANGE,
+        Intent.PAYMENT_INVOICE,
+        Intent.COMPLAINT,
+    }
 )
+_TICKETED = {
+    Intent.CANCEL_ORDER: ("general", "Cancellation"),
+    Intent.CHANGE_ORDER: ("general", "Order change"),
+    Intent.RETURN_REFUND: ("return", "Return/refund"),
+    Intent.EXCHANGE: ("return", "Exchange"),
+}
+"""Intents that need a person to act on the order: the agent opens a ticket with the order numbers."""
 _MAX_TOOL_ROUNDS = 1
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The confidence policy."""
-
-    threshold: float = 0.5
-    """Below this intent confidence the turn is unsure and gets a rule-based reply."""
-    clarify_limit: int = 2
-    """Unsure turns in a row the agent clarifies before handing over to a human."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +82,15 @@ class AgentDeps:
 
     llm: LlmGateway | None
     """None runs on rules only."""
+    intents: IntentEngine
     redactor: PiiRedactor
     tools: ToolRegistry
-    policy: Policy = Policy()
+    catalog: CatalogMatcher | None = None
+
+    @property
+    def policy(self) -> Policy:
+        """The confidence policy the intent engine applies."""
+        return self.intents.policy
 
 
 def build_graph(
@@ -177,54 +203,46 @@ class _Nodes:
     def understand(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
         text = _last_customer_text(state["messages"])
         lang = Lang(state["lang"])
-        rule = rule_intent(text)
+        policy = self.deps.policy
         in_handoff = state.get("dialogue_state") == DialogueState.HANDOFF
-        choice: Choice | None = None
-        route = "llm"
-        calls = state.get("llm_calls", 0)
-        if self.deps.llm is not None and not in_handoff:
-            calls += 1
-            try:
-                choice = self.deps.llm.choose(
-                    [SystemMessage(load_prompt("understand", lang.value)), HumanMessage(text)],
-                    "intent",
-                    [intent.value for intent in Intent],
-                )
-            except LlmUnavailable as exc:
-                log.warning("intent model unavailable, using rules: %s", exc)
-                route = "rules"
-        else:
-            route = "rules"
-        if choice is None:
-            choice = Choice(rule.value, RULE_CONFIDENCE) if rule else Choice(Intent.OUT_OF_SCOPE.value, 0.0)
-        elif rule is not None and rule.value == choice.label:
-            # Two independent readings agree: trust the label at least as much as a rule match.
-            choice = Choice(choice.label, max(choice.confidence, RULE_CONFIDENCE))
-        elif rule is not None and choice.confidence < self.deps.policy.threshold:
-            # The model is unsure but a clear keyword names the need: act on the keyword.
-            choice = Choice(rule.value, RULE_CONFIDENCE)
-        intent = Intent(choice.label)
-        sure = choice.confidence >= self.deps.policy.threshold
-        served = sure and intent is not Intent.OUT_OF_SCOPE
-        streak = 0 if served or in_handoff else state.get("unsure_streak", 0) + 1
-        escalate = (
-            (sure and intent is Intent.HUMAN_AGENT)
-            or rule is Intent.HUMAN_AGENT
-            or anger_level(text) >= 2
-            or streak > self.deps.policy.clarify_limit
-        )
-        if rule is Intent.HUMAN_AGENT and not sure:
-            intent, sure = Intent.HUMAN_AGENT, True
+        reading = self.deps.intents.read(text, lang, use_llm=not in_handoff)
+        intent, sure = reading.intent, reading.sure
+        emotion = detect_emotion(text)
+        dissatisfied = state.get("dissatisfied_streak", 0) + 1 if emotion >= Emotion.DISSATISFIED else 0
+        offered = state.get("offered_human", False)
+        unsure = not sure or intent is Intent.OUT_OF_SCOPE
+        streak = 0 if not unsure or in_handoff else state.get("unsure_streak", 0) + 1
+        handoff_level = Emotion[policy.handoff_at.upper()]
+        reason = ""
+        if (sure and intent is Intent.HUMAN_AGENT) or asks_for_human(text):
+            reason, intent, sure = "customer asked for a human", Intent.HUMAN_AGENT, True
+        elif emotion >= handoff_level or dissatisfied >= policy.dissatisfied_streak:
+            reason = f"customer is {emotion.label} ({dissatisfied} dissatisfied in a row)"
+        elif offered and (is_affirmative(text) or unsure):
+            reason = "a human was offered and the customer " + (
+                "agreed" if is_affirmative(text) else "is still unclear"
+            )
+        slots = extract_slots(text, self.deps.catalog)
+        # An order named earlier stays the topic: "when will it arrive?" needs no number again.
+        order_ids = slots.order_ids or (state.get("order_ids", []) if intent in _ORDER_INTENTS else [])
         return {
             "intent": intent.value,
-            "confidence": round(choice.confidence, 4),
+            "confidence": reading.confidence,
             "sure": sure,
+            "stage": reading.stage,
+            "reason": reading.reason,
+            "candidates": [candidate.value for candidate in reading.candidates[:3]],
             "unsure_streak": streak,
-            "escalate": escalate,
-            # An order named earlier stays the topic: "when will it arrive?" needs no number again.
-            "order_ids": find_order_ids(text) or (state.get("order_ids", []) if intent in _ORDER_INTENTS else []),
-            "route": route,
-            "llm_calls": calls,
+            "escalate": bool(reason),
+            "escalate_reason": reason,
+            # After `clarify_limit` unsure turns the agent offers a human; the next unsure turn or a yes hands off.
+            "offered_human": unsure and not reason and not in_handoff and streak >= policy.clarify_limit,
+            "emotion": emotion.label,
+            "dissatisfied_streak": dissatisfied,
+            "order_ids": order_ids,
+            "slots": slots.as_dict(),
+            "route": "rules" if reading.stage == "classifier:llm-down" else "llm",
+            "llm_calls": state.get("llm_calls", 0) + reading.llm_calls,
         }
 
     # -- decide ---------------------------------------------------------------------------
@@ -249,18 +267,22 @@ class _Nodes:
         """The tool calls the turn obviously needs, made without asking the model."""
         text = _last_customer_text(state["messages"])
         if "escalate" in events:
-            return [_call("request_human", reason=f"{intent.value}: {text[:150]}")]
+            why = state.get("escalate_reason") or intent.value
+            return [_call("request_human", reason=f"{why}; intent {intent.value}: {text[:120]}")]
         if new_state in (DialogueState.HANDOFF, DialogueState.END) or not state["sure"]:
             return []
         ids = state.get("order_ids", [])[:3]
         lookups = [_call("lookup_order", order_id=order_id) for order_id in ids]
         if intent in (Intent.ORDER_STATUS, Intent.SHIPPING_DELIVERY):
             return lookups or [_call("list_recent_orders", limit=3)]
-        if intent in (Intent.CANCEL_ORDER, Intent.RETURN_REFUND):
+        if intent in _TICKETED:
             if not ids:
                 return [_call("list_recent_orders", limit=3)]
-            kind, what = ("return", "Return/refund") if intent is Intent.RETURN_REFUND else ("general", "Cancellation")
+            kind, what = _TICKETED[intent]
             return [*lookups, _call("open_ticket", subject=f"{what} request for {', '.join(ids)}", kind=kind)]
+        if intent is Intent.PAYMENT_INVOICE:
+            subject = "Payment/invoice request" + (f" for {', '.join(ids)}" if ids else "")
+            return [*lookups, _call("open_ticket", subject=subject, kind="general")]
         if intent is Intent.COMPLAINT:
             return [*lookups, _call("open_ticket", subject=text[:150], kind="complaint")]
         if intent is Intent.ACCOUNT_PROFILE:
@@ -274,9 +296,12 @@ class _Nodes:
         lang = Lang(state["lang"])
         intent = Intent(state["intent"])
         results = _tool_results(state["messages"])
-        template = self._template(state, intent, results, lang)
+        template, asked = self._template(state, intent, results, lang)
         if template is not None:
-            return {"messages": [AIMessage(template)], "route": "rules"}
+            update: dict[str, Any] = {"messages": [AIMessage(template)], "route": "rules"}
+            if asked is not None:
+                update["asked"] = [*state.get("asked", []), asked]
+            return update
         assert self.deps.llm is not None  # _template answers every turn without a model
         llm_calls = state.get("llm_calls", 0) + 1
         try:
@@ -296,16 +321,38 @@ class _Nodes:
             return {"messages": [AIMessage(compose(intent, results, lang))], "route": "rules", "llm_calls": llm_calls}
         return {"messages": [AIMessage(text)], "route": "llm", "llm_calls": llm_calls}
 
-    def _template(self, state: SupportState, intent: Intent, results: list[ToolResult], lang: Lang) -> str | None:
-        """The rule-based reply for this turn, or None when the model should compose it."""
+    def _template(
+        self, state: SupportState, intent: Intent, results: list[ToolResult], lang: Lang
+    ) -> tuple[str | None, str | None]:
+        """The rule-based reply for this turn and the clarifying question it asks, if any.
+
+        The reply is None when the model should compose it.
+        """
         if state["dialogue_state"] == DialogueState.HANDOFF and "escalate" not in state.get("events", []):
-            return handoff_waiting(lang)
-        if not state["sure"] and not state["escalate"]:
-            return clarify(state.get("unsure_streak", 1), lang)
+            return handoff_waiting(lang), None
+        if state.get("offered_human") and not state["escalate"]:
+            return offer_human(lang), None
+        if (not state["sure"] or intent is Intent.OUT_OF_SCOPE) and not state["escalate"]:
+            return self._clarify(state, intent, lang)
         llm_worthy = intent in QUESTION_INTENTS | PURCHASE_INTENTS and not state["escalate"]
         if self.deps.llm is None or state.get("route") == "rules" or not llm_worthy:
-            return compose(intent, results, lang)
-        return None
+            return compose(intent, results, lang), None
+        return None, None
+
+    def _clarify(self, state: SupportState, intent: Intent, lang: Lang) -> tuple[str, str | None]:
+        """One targeted question offering the two likeliest intents; never the same question twice."""
+        if state["sure"] and intent is Intent.OUT_OF_SCOPE:
+            return compose(intent, [], lang), None
+        candidates = [Intent(c) for c in state.get("candidates", []) if c != Intent.OUT_OF_SCOPE.value]
+        if len(candidates) < 2:
+            return clarify(state.get("unsure_streak", 1), lang), None
+        asked = set(state.get("asked", []))
+        for first, second in itertools.combinations(candidates, 2):
+            for variant in (1, 2):
+                key = f"{first.value}|{second.value}|{variant}"
+                if key not in asked:
+                    return clarify_choice(first, second, lang, variant), key
+        return clarify(state.get("unsure_streak", 1), lang), None
 
     def _llm_messages(self, state: SupportState, results: list[ToolResult], lang: Lang) -> list[AnyMessage]:
         """System prompt, earlier turns, then this message with its facts.

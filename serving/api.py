@@ -56,6 +56,11 @@ class ChatResponse(BaseModel):
     tools: list[str]
     events: list[str]
     llm_calls: int
+    stage: str
+    """Which stage decided the intent: ``classifier``, ``llm`` or ``classifier:llm-down``."""
+    emotion: str
+    fallback: str | None
+    """Why a rule-based reply or a handoff fired, if one did."""
     latency_ms: float
 
 
@@ -107,6 +112,43 @@ def conversation(
         state=state,
         messages=[Message(role=e.role, text=e.text) for e in entries],
     )
+
+
+class AuditEntry(BaseModel):
+    """How one turn was decided."""
+
+    created_at: str
+    intent: str
+    confidence: float
+    stage: str
+    thresholds: str
+    decision: str
+    fallback: str | None
+    emotion: str
+    state: str
+    events: list[str]
+    tools: list[str]
+    route: str
+    llm_calls: int
+    latency_ms: float
+
+
+@router.get("/v1/conversations/{conversation_id}/audit", response_model=list[AuditEntry], tags=["chat"])
+def conversation_audit(
+    conversation_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")],
+    customer_id: Annotated[str, Query(min_length=1, max_length=32)],
+    service: ServiceDep,
+) -> list[AuditEntry]:
+    """Every turn's intent, confidence, deciding stage, thresholds and fallback reason."""
+    return [
+        AuditEntry(
+            **{
+                **entry.model_dump(exclude={"conversation_id", "customer_id"}),
+                "created_at": entry.created_at.isoformat(),
+            }
+        )
+        for entry in service.audit(conversation_id, customer_id)
+    ]
 
 
 @router.get("/v1/demo/customers", response_model=list[DemoCustomer], tags=["demo"])

@@ -10,6 +10,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -17,16 +18,21 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
+from agent.embeddings import sentence_encoder
+from agent.intent_engine import IntentEngine, Ranker
+from agent.intents import load_or_train
 from agent.llm import LlmGateway, make_chat_model
 from agent.pii import PiiRedactor, restore
+from agent.policy import Policy
+from agent.slots import CatalogMatcher
 from core.context import SupportContext
 from core.db import make_engine
 from core.errors import BackendError, InvalidInputError, NotFoundError
 from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
-from core.types import Channel, ConversationId, CustomerId, Lang
-from graphs import AgentDeps, Policy, build_graph, sqlite_checkpointer, warm_up
+from core.types import Channel, ConversationId, CustomerId, Lang, TurnAudit
+from graphs import AgentDeps, build_graph, sqlite_checkpointer, warm_up
 from serving.llm_server import LlamaServer
 from serving.models import resolve_model
 from tools import ToolRegistry
@@ -52,6 +58,11 @@ class TurnResult:
     tools: list[str]
     events: list[str]
     llm_calls: int
+    stage: str
+    """Which stage decided the intent."""
+    emotion: str
+    fallback: str | None
+    """Why a rule-based reply or a handoff fired, if one did."""
     latency_ms: float
 
 
@@ -73,6 +84,7 @@ class KefuService:
     graph: CompiledStateGraph[Any, Any, Any, Any]
     llm_server: LlamaServer | None = None
     llm_base_url: str | None = None
+    policy: Policy = field(default_factory=Policy)
     warm_up_thread: threading.Thread | None = None
     """Fills the LLM server's prompt cache after start-up."""
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
@@ -87,11 +99,13 @@ class KefuService:
         use_llm: bool = True,
         seed_demo: bool = True,
         tools: ToolRegistry | None = None,
+        intent_model: Ranker | None = None,
     ) -> KefuService:
         """Open the database (seeding the demo store if empty), start the LLM backend, build the graph.
 
         ``chat_model`` replaces the OpenAI-compatible client (tests); ``use_llm=False`` runs on
-        rules only; ``tools`` replaces the built-in tool registry. A backend that cannot start is
+        rules only; ``tools`` replaces the built-in tool registry; ``intent_model`` replaces the
+        classifier loaded (or trained) from ``settings.intent_models``. A backend that cannot start is
         logged and the agent runs on rules.
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,11 +126,17 @@ class KefuService:
                     server = None
             if base_url:
                 model = make_chat_model(settings, base_url)
+        store = SqlStore(engine)
+        gateway = LlmGateway(model) if model is not None else None
+        policy = Policy.load(settings.policy_file)
         deps = AgentDeps(
-            llm=LlmGateway(model) if model is not None else None,
+            llm=gateway,
+            intents=IntentEngine(
+                intent_model or load_or_train(settings.intent_models, sentence_encoder()), gateway, policy
+            ),
             redactor=PiiRedactor(),
             tools=tools or ToolRegistry(),
-            policy=Policy(threshold=settings.confidence_threshold, clarify_limit=settings.clarify_limit),
+            catalog=CatalogMatcher(store.product_names()),
         )
         graph = build_graph(deps, sqlite_checkpointer(settings.checkpoint_path))
         warmer = None
@@ -126,10 +146,11 @@ class KefuService:
             warmer.start()
         return cls(
             settings=settings,
-            store=SqlStore(engine),
+            store=store,
             graph=graph,
             llm_server=server,
             llm_base_url=base_url,
+            policy=policy,
             warm_up_thread=warmer,
         )
 
@@ -200,7 +221,7 @@ class KefuService:
             )
         turn = _turn_messages(state["messages"])
         reply = next(m for m in reversed(turn) if isinstance(m, AIMessage) and not m.tool_calls)
-        return TurnResult(
+        result = TurnResult(
             conversation_id=conversation_id,
             reply=restore(reply.text, state.get("vault") or {}),
             state=state["dialogue_state"],
@@ -210,8 +231,41 @@ class KefuService:
             tools=[m.name or "" for m in turn if isinstance(m, ToolMessage)],
             events=list(state.get("events", [])),
             llm_calls=state.get("llm_calls", 0),
+            stage=state.get("stage", ""),
+            emotion=state.get("emotion", "calm"),
+            fallback=_fallback(state),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
+        self._audit(customer_id, state, result)
+        return result
+
+    def _audit(self, customer_id: str, state: dict[str, Any], result: TurnResult) -> None:
+        policy = self.policy
+        self.store.record_turn(
+            TurnAudit(
+                conversation_id=ConversationId(result.conversation_id),
+                customer_id=CustomerId(customer_id),
+                created_at=datetime.now(UTC).replace(tzinfo=None),
+                intent=result.intent,
+                confidence=result.confidence,
+                stage=result.stage,
+                thresholds=f"accept={policy.accept} gap={policy.gap} unsure_below={policy.unsure_below}",
+                decision=str(state.get("reason", ""))[:500],
+                fallback=result.fallback,
+                emotion=result.emotion,
+                state=result.state,
+                events=result.events,
+                tools=result.tools,
+                route=result.route,
+                llm_calls=result.llm_calls,
+                latency_ms=result.latency_ms,
+            )
+        )
+
+    def audit(self, conversation_id: str, customer_id: str) -> list[TurnAudit]:
+        """How every turn of a conversation was decided, oldest first."""
+        self._check(conversation_id, customer_id)
+        return self.store.turn_audits(ConversationId(conversation_id))
 
     def history(self, conversation_id: str, customer_id: str) -> tuple[str | None, list[HistoryEntry]]:
         """The dialogue state and the visible messages of a conversation (empty if it is new)."""
@@ -226,6 +280,21 @@ class KefuService:
             if isinstance(message, HumanMessage) or (isinstance(message, AIMessage) and not message.tool_calls)
         ]
         return values.get("dialogue_state"), entries
+
+
+def _fallback(state: dict[str, Any]) -> str | None:
+    """Why the turn did not get a plain model answer, if it did not."""
+    if state.get("escalate_reason"):
+        return f"handoff: {state['escalate_reason']}"
+    if state.get("offered_human"):
+        return "offered a human after repeated unsure turns"
+    if not state.get("sure", True):
+        return "unsure: clarifying question"
+    if state.get("stage") == "classifier:llm-down":
+        return "LLM down: rule-based reply"
+    if state.get("route") == "rules" and state.get("llm_calls", 0) > 0:
+        return "LLM reply unavailable or ungrounded: template"
+    return None
 
 
 def _config(conversation_id: str) -> RunnableConfig:

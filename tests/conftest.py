@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import uvicorn
 
+from agent.embeddings import sentence_encoder
+from agent.intents import IntentModel, default_examples
 from core.db import make_engine
 from core.seed import seed
 from core.settings import Settings
@@ -47,14 +49,25 @@ def store(settings: Settings) -> SqlStore:
     return SqlStore(make_engine(settings.resolved_database_url))
 
 
+@pytest.fixture(scope="session")
+def intent_model() -> IntentModel:
+    """The real classifier trained once per test session on the shipped data."""
+    return IntentModel.train(default_examples(), sentence_encoder())
+
+
 @pytest.fixture
-def make_service(settings: Settings) -> Iterator[Callable[..., KefuService]]:
-    """Build services on the test's data directory; all are closed after the test."""
+def make_service(settings: Settings, intent_model: IntentModel) -> Iterator[Callable[..., KefuService]]:
+    """Build services on the test's data directory; all are closed after the test.
+
+    ``intents`` replaces the real classifier with a scripted one (``tests.fakes.ScriptedIntents``).
+    """
     started: list[KefuService] = []
 
-    def factory(model: ScriptedChatModel | None = None, **overrides: Any) -> KefuService:
+    def factory(model: ScriptedChatModel | None = None, intents: Any = None, **overrides: Any) -> KefuService:
         local = settings.model_copy(update=overrides) if overrides else settings
-        service = KefuService.start(local, chat_model=model, use_llm=model is not None)
+        service = KefuService.start(
+            local, chat_model=model, use_llm=model is not None, intent_model=intents or intent_model
+        )
         started.append(service)
         return service
 
@@ -76,10 +89,10 @@ def _no_real_model_calls(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
 
 
 @pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
+def live_server(settings: Settings, intent_model: IntentModel) -> Iterator[str]:
     """The real app (rules only) served by uvicorn on a free loopback port."""
     port = free_port()
-    app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False))
+    app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False, intent_model=intent_model))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -14,6 +14,8 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolCall
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
+from agent.intents import Ranked
+
 Step = AIMessage | Exception | Callable[[list[BaseMessage], dict[str, Any]], AIMessage]
 
 
@@ -101,3 +103,37 @@ class Script:
     """Convenience holder for a model and what it was asked."""
 
     model: ScriptedChatModel = field(default_factory=ScriptedChatModel)
+
+
+class ScriptedIntents:
+    """Stage 1 of the intent engine, scripted: the first key found in a message decides its ranking.
+
+    ``rules`` maps a substring to ``[(label, probability), ...]``; messages matching no key get
+    ``default``. Probabilities are completed to a full ranking so margins are what the test says.
+    """
+
+    def __init__(self, rules: dict[str, list[tuple[str, float]]], default: list[tuple[str, float]] | None = None):
+        self.rules = rules
+        self.default = default or [("out_of_scope", 0.30), ("chitchat", 0.25), ("greeting", 0.20)]
+
+    def rank(self, texts: Sequence[str]) -> list[Ranked]:
+        out = []
+        for text in texts:
+            pairs = next((v for k, v in self.rules.items() if k.lower() in text.lower()), self.default)
+            out.append(Ranked(labels=tuple(p[0] for p in pairs), probs=tuple(p[1] for p in pairs)))
+        return out
+
+
+def sure(label: str, probability: float = 0.95) -> list[tuple[str, float]]:
+    """A ranking the classifier accepts alone."""
+    return [(label, probability), ("chitchat", (1 - probability) / 2), ("out_of_scope", (1 - probability) / 2)]
+
+
+def ambiguous(first: str, second: str, third: str = "chitchat") -> list[tuple[str, float]]:
+    """A ranking that goes to the LLM stage (top 0.5, margin 0.2)."""
+    return [(first, 0.5), (second, 0.3), (third, 0.2)]
+
+
+def lost(first: str = "chitchat", second: str = "product_inquiry") -> list[tuple[str, float]]:
+    """A ranking that stays unsure without an LLM (top 0.3)."""
+    return [(first, 0.30), (second, 0.28), ("greeting", 0.22), ("out_of_scope", 0.20)]

@@ -13,10 +13,14 @@ from tools._runtime import SupportRuntime, dumps
 __all__ = ["open_ticket", "request_human"]
 
 
-def _priority(context: SupportContext, base: int) -> int:
+def _priority(runtime: SupportRuntime, base: int) -> int:
+    """1 is the most urgent: VIP and gold customers move up one, and so do angry customers."""
+    context: SupportContext = runtime.context
     customer = context.store.get_customer(context.customer_id)
     vip = customer is not None and customer.tier in (Tier.VIP, Tier.GOLD)
-    return max(1, base - 1) if vip else base
+    state = runtime.state if isinstance(runtime.state, dict) else {}
+    angry = state.get("emotion") == "angry"
+    return max(1, base - int(vip) - int(angry))
 
 
 @tool(parse_docstring=True, response_format="content_and_artifact")
@@ -31,7 +35,7 @@ def open_ticket(
     """
     context = runtime.context
     ticket = context.store.open_ticket(
-        context.customer_id, context.conversation_id, TicketKind(kind), subject, _priority(context, 3)
+        context.customer_id, context.conversation_id, TicketKind(kind), subject, _priority(runtime, 3)
     )
     artifact = ticket.model_dump(mode="json")
     return dumps(artifact), artifact
@@ -46,7 +50,7 @@ def request_human(reason: str, runtime: SupportRuntime) -> tuple[str, dict[str, 
     """
     context = runtime.context
     ticket = context.store.open_ticket(
-        context.customer_id, context.conversation_id, TicketKind.HANDOFF, reason, _priority(context, 2)
+        context.customer_id, context.conversation_id, TicketKind.HANDOFF, reason, _priority(runtime, 3)
     )
     artifact = ticket.model_dump(mode="json")
     return dumps(artifact), artifact

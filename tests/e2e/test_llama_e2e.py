@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agent.intents import IntentModel
 from agent.replies import status_label
 from core.settings import Settings
 from core.store import SqlStore
@@ -32,11 +33,13 @@ CACHE_DIR = Path(os.environ.get("KEFU_CACHE_DIR", Path.home() / ".cache" / "kefu
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[KefuService]:
+def service(
+    tmp_path_factory: pytest.TempPathFactory, seeded_db: Path, intent_model: IntentModel
+) -> Iterator[KefuService]:
     data_dir = tmp_path_factory.mktemp("e2e")
     (data_dir / "kefu.db").write_bytes(seeded_db.read_bytes())
     settings = Settings(data_dir=data_dir, cache_dir=CACHE_DIR, llm_model=MODEL, _env_file=None)  # type: ignore[call-arg]
-    service = KefuService.start(settings)
+    service = KefuService.start(settings, intent_model=intent_model)
     assert service.llm_server is not None and service.llm_server.pid, "llama-server did not start"
     yield service
     pid = service.llm_server.pid

@@ -12,7 +12,7 @@ from langchain_core.messages import ToolCall
 from core.store import SqlStore
 from core.types import CustomerId, OrderStatus
 from serving.service import KefuService
-from tests.fakes import ScriptedChatModel, echo_facts, intent, reply
+from tests.fakes import ScriptedChatModel, ScriptedIntents, ambiguous, echo_facts, intent, lost, reply, sure
 
 Factory = Callable[..., KefuService]
 
@@ -23,35 +23,68 @@ def shipped_order(store: SqlStore, customer: str) -> str:
 
 def test_order_question_is_answered_by_the_llm_from_the_tool_result(make_service: Factory, store: SqlStore) -> None:
     order_id = shipped_order(store, "C0002")
-    model = ScriptedChatModel([intent("order_status", 0.93), echo_facts])
-    result = make_service(model).chat("c1", "C0002", f"Where is my order {order_id}?")
+    model = ScriptedChatModel([intent("order_status", 0.9), echo_facts])
+    intents = ScriptedIntents({"where is": ambiguous("order_status", "shipping_delivery")})
+    result = make_service(model, intents).chat("c1", "C0002", f"Where is my order {order_id}?")
     assert result.route == "llm"
+    assert result.stage == "llm"
     assert result.tools == ["lookup_order"]
     assert result.state == "answer"
     assert result.events == ["customer_says", "asks"]
-    assert result.confidence == pytest.approx(0.93, abs=0.01)
+    # The LLM's 0.9 averaged with the classifier's 0.5 renormalised over the three candidates.
+    assert result.confidence == pytest.approx((0.9 + 0.5) / 2, abs=0.01)
     assert result.llm_calls == 2
     assert order_id in result.reply and "shipped" in result.reply
     structured, free = model.calls
+    enum = structured.kwargs["response_format"]["json_schema"]["schema"]["properties"]["intent"]["enum"]
+    assert enum == ["order_status", "shipping_delivery", "chitchat"]
     assert structured.structured and not free.structured
     assert order_id in free.text and "shipped" in free.text  # the model saw the facts
     assert {t["function"]["name"] for t in free.kwargs["tools"]} >= {"lookup_order", "request_human"}
     model.assert_complete()
 
 
-def test_low_confidence_gets_two_different_clarifications_then_a_human(make_service: Factory) -> None:
-    model = ScriptedChatModel([intent("product_inquiry", 0.2), intent("chitchat", 0.3), intent("order_status", 0.25)])
-    service = make_service(model)
+def test_unsure_turns_clarify_then_offer_a_human_then_hand_off(make_service: Factory) -> None:
+    service = make_service(intents=ScriptedIntents({}, default=lost("order_status", "return_refund")))
     first = service.chat("c2", "C0002", "hmm the thing")
     second = service.chat("c2", "C0002", "the other one")
     third = service.chat("c2", "C0002", "you know")
-    assert (first.route, second.route) == ("rules", "rules")
     assert first.state == second.state == "need_confirm"
-    assert first.reply != second.reply  # never the same clarification twice in a row
+    assert "check an order's status" in first.reply and "return an item" in first.reply  # the top two, as choices
+    assert "human colleague" in second.reply and second.fallback == "offered a human after repeated unsure turns"
     assert third.state == "handoff"
     assert third.tools == ["request_human"]
     assert "#" in third.reply
-    model.assert_complete()
+    assert third.fallback is not None and "still unclear" in third.fallback
+
+
+def test_a_yes_to_the_offer_hands_off(make_service: Factory) -> None:
+    service = make_service(intents=ScriptedIntents({"ok": sure("chitchat")}, default=lost()))
+    service.chat("c2b", "C0001", "嗯")
+    service.chat("c2b", "C0001", "嗯嗯")
+    agreed = service.chat("c2b", "C0001", "ok")
+    assert agreed.state == "handoff"
+    assert "agreed" in (agreed.fallback or "")
+
+
+def test_clarifying_questions_are_never_repeated(make_service: Factory) -> None:
+    service = make_service(intents=ScriptedIntents({}, default=lost("order_status", "return_refund")))
+    replies = []
+    for turn in range(4):
+        replies.append(service.chat(f"c2c-{turn // 2}", "C0002", "hmm").reply)
+    # Two conversations, each: a clarifying question, then the offer of a human.
+    assert replies[0] == replies[2] and replies[1] == replies[3]
+    asked = service.graph.get_state({"configurable": {"thread_id": "c2c-0"}}).values["asked"]
+    assert len(asked) == len(set(asked)) == 1
+
+
+def test_a_sure_answer_after_the_offer_goes_on_normally(make_service: Factory, store: SqlStore) -> None:
+    order_id = shipped_order(store, "C0002")
+    service = make_service(intents=ScriptedIntents({"KF": sure("order_status")}, default=lost()))
+    service.chat("c2d", "C0002", "hmm")
+    service.chat("c2d", "C0002", "hmm hmm")
+    result = service.chat("c2d", "C0002", f"{order_id}")
+    assert result.state == "answer" and result.tools == ["lookup_order"]
 
 
 def test_llm_down_still_answers_with_the_real_order_status(make_service: Factory, store: SqlStore) -> None:
@@ -88,15 +121,15 @@ def test_ungrounded_llm_reply_is_replaced(make_service: Factory, store: SqlStore
 def test_tool_call_written_as_json_text_is_executed(make_service: Factory) -> None:
     model = ScriptedChatModel(
         [
-            intent("return_refund"),
             reply('<tool_call>{"name": "get_customer_profile", "arguments": {}}</tool_call>'),
             reply("You are a GOLD member; I can help with the return of your order."),
         ]
     )
-    result = make_service(model).chat("c6", "C0002", "I want to return something")
+    intents = ScriptedIntents({"return": sure("return_refund")})
+    result = make_service(model, intents).chat("c6", "C0002", "I want to return something")
     assert result.tools == ["list_recent_orders", "get_customer_profile"]
     assert result.route == "llm"
-    assert result.llm_calls == 3
+    assert result.llm_calls == 2
     model.assert_complete()
 
 
@@ -127,10 +160,9 @@ def test_a_message_asking_for_another_customers_order_gets_nothing(make_service:
 
 
 def test_personal_data_never_reaches_the_model_and_comes_back_to_the_customer(make_service: Factory) -> None:
-    model = ScriptedChatModel(
-        [intent("complaint"), lambda messages, _kw: reply("Noted, we will call <CN_MOBILE_1> about the ticket.")]
-    )
-    result = make_service(model).chat("c9", "C0001", "你们的快递太慢了，我要投诉，电话13812345678")
+    model = ScriptedChatModel([intent("complaint"), reply("Noted, we will call <CN_MOBILE_1> about the ticket.")])
+    intents = ScriptedIntents({"投诉": ambiguous("complaint", "order_status")})
+    result = make_service(model, intents).chat("c9", "C0001", "你们的快递太慢了，我要投诉，电话13812345678")
     assert all("13812345678" not in call.text for call in model.calls)
     assert any("<CN_MOBILE_1>" in call.text for call in model.calls)
     assert "13812345678" in result.reply
@@ -138,8 +170,9 @@ def test_personal_data_never_reaches_the_model_and_comes_back_to_the_customer(ma
 
 
 def test_leaked_personal_data_in_model_output_is_masked(make_service: Factory) -> None:
-    model = ScriptedChatModel([intent("account_profile"), reply("Your tier is GOLD; contact boss@evil.example.com")])
-    result = make_service(model).chat("c10", "C0002", "what is my membership tier?")
+    model = ScriptedChatModel([reply("Your tier is GOLD; contact boss@evil.example.com")])
+    intents = ScriptedIntents({"tier": sure("account_profile")})
+    result = make_service(model, intents).chat("c10", "C0002", "what is my membership tier?")
     assert "boss@evil.example.com" not in result.reply
     assert "<EMAIL_ADDRESS>" in result.reply
 

@@ -7,14 +7,15 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from agent.intents import IntentModel
 from core.settings import Settings
 from serving.app import create_app
 from serving.service import KefuService
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False))
+def client(settings: Settings, intent_model: IntentModel) -> Iterator[TestClient]:
+    app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False, intent_model=intent_model))
     with TestClient(app) as test_client:
         yield test_client
 

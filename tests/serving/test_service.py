@@ -10,7 +10,7 @@ from core.errors import InvalidInputError, NotFoundError
 from core.store import SqlStore
 from core.types import CustomerId, OrderStatus
 from serving.service import KefuService
-from tests.fakes import ScriptedChatModel, intent
+from tests.fakes import ScriptedIntents, lost
 
 Factory = Callable[..., KefuService]
 
@@ -34,9 +34,10 @@ def test_a_conversation_resumes_after_a_restart(make_service: Factory, store: Sq
 
 
 def test_unsure_streak_survives_a_restart(make_service: Factory) -> None:
-    make_service(ScriptedChatModel([intent("chitchat", 0.1)])).chat("resume-2", "C0001", "嗯")
-    make_service(ScriptedChatModel([intent("chitchat", 0.1)])).chat("resume-2", "C0001", "嗯嗯")
-    third = make_service(ScriptedChatModel([intent("chitchat", 0.1)])).chat("resume-2", "C0001", "嗯嗯嗯")
+    intents = ScriptedIntents({}, default=lost())
+    make_service(intents=intents).chat("resume-2", "C0001", "嗯")
+    make_service(intents=intents).chat("resume-2", "C0001", "嗯嗯")
+    third = make_service(intents=intents).chat("resume-2", "C0001", "嗯嗯嗯")
     assert third.state == "handoff"
 
 

@@ -88,9 +88,13 @@ def test_open_ticket_is_idempotent_per_conversation(store: SqlStore) -> None:
 
 
 def test_request_human_opens_a_priority_handoff_ticket_for_vips(store: SqlStore) -> None:
-    vip = run_tool(store, "C0001", "request_human", {"reason": "angry"}, "conv-v")
+    vip = run_tool(store, "C0001", "request_human", {"reason": "help"}, "conv-v")
+    standard = next(
+        c for c in ("C0010", "C0011", "C0012", "C0013") if store.get_customer(CustomerId(c)).tier == "standard"
+    )  # type: ignore[union-attr]
+    other = run_tool(store, standard, "request_human", {"reason": "help"}, "conv-s")
     assert vip.artifact["kind"] == "handoff"
-    assert vip.artifact["priority"] == 1
+    assert vip.artifact["priority"] < other.artifact["priority"]
 
 
 def test_search_products_finds_by_feature_and_scenario_in_both_languages(store: SqlStore) -> None:

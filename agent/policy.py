@@ -1,0 +1,69 @@
+"""The confidence policy: thresholds and limits, read from a TOML file."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+__all__ = ["Policy"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds that route a turn; the defaults are in ``agent/policy.toml``."""
+
+    accept: float = 0.80
+    """Classifier decides alone at or above this top probability …"""
+    gap: float = 0.30
+    """… when it also leads the runner-up by this much."""
+    candidates: int = 3
+    """Intents offered to the LLM in the second stage."""
+    unsure_below: float = 0.45
+    """Final confidence below this makes the turn unsure."""
+    clarify_limit: int = 2
+    """Unsure turns in a row before the agent offers a human."""
+    handoff_at: str = "angry"
+    """Emotion level that hands the conversation to a human."""
+    dissatisfied_streak: int = 3
+    """Dissatisfied messages in a row that count as angry."""
+
+    def __post_init__(self) -> None:
+        """Refuse thresholds that cannot work."""
+        for name in ("accept", "gap", "unsure_below"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"policy: {name} must be between 0 and 1")
+        if self.unsure_below > self.accept:
+            raise ConfigError("policy: unsure_below must not exceed accept")
+        if self.candidates < 2 or self.clarify_limit < 1 or self.dissatisfied_streak < 1:
+            raise ConfigError("policy: candidates >= 2, clarify_limit >= 1 and dissatisfied_streak >= 1")
+        if self.handoff_at not in ("dissatisfied", "angry"):
+            raise ConfigError("policy: handoff_at is 'dissatisfied' or 'angry'")
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Policy:
+        """Read ``path``, or the shipped ``agent/policy.toml``.
+
+        Raises:
+            ConfigError: unreadable file, unknown keys or impossible values.
+        """
+        try:
+            if path is None:
+                text = resources.files(__package__).joinpath("policy.toml").read_text(encoding="utf-8")
+            else:
+                text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read policy file {path}: {exc}") from exc
+        flat: dict[str, Any] = {}
+        for section in ("intent", "fallback", "emotion"):
+            flat.update(data.get(section, {}))
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(flat) - known)
+        if unknown:
+            raise ConfigError(f"policy file {path or 'agent/policy.toml'}: unknown keys {unknown}")
+        return cls(**flat)
