@@ -29,13 +29,15 @@ class Emotion(IntEnum):
 
 _ANGRY = (
     "furious", "angry", "ridiculous", "unacceptable", "worst", "scam", "disgusting", "sue you", "rip-off",
-    "fed up", "pathetic", "useless", "wtf", "damn", "hate",
-    "气死", "愤怒", "垃圾", "骗子", "无法接受", "受够", "什么破", "离谱", "欺骗", "坑人", "滚", "恶心", "太过分",
+    "fed up", "pathetic", "useless", "wtf", "damn", "hate you", "hate this", "hate it",
+    "气死", "愤怒", "垃圾服务", "垃圾产品", "太垃圾", "骗子", "无法接受", "受够", "什么破", "离谱", "欺骗", "坑人",
+    "滚蛋", "恶心", "太过分",
 )  # fmt: skip
 _DISSATISFIED = (
-    "disappointed", "not happy", "unhappy", "terrible", "bad service", "too slow", "still not", "again",
-    "complain", "poor", "broken", "damaged", "late", "never arrived", "waste",
-    "失望", "不满意", "太慢", "还没", "又", "投诉", "差评", "坏了", "破损", "不好用", "太差", "糟糕", "怎么回事",
+    "disappointed", "not happy", "unhappy", "terrible", "bad service", "too slow", "still not", "happened again",
+    "again!", "complain", "poor", "broken", "damaged", "late", "never arrived", "waste",
+    "失望", "不满意", "太慢", "还没", "又是", "又坏", "又出", "投诉", "差评", "坏了", "破损", "不好用", "太差", "糟糕",
+    "怎么回事",
 )  # fmt: skip
 _CONFUSED = (
     "confused", "don't understand", "what do you mean", "not sure", "how do i", "i don't get", "huh",

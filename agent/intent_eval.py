@@ -39,6 +39,28 @@ class Report:
     gold: list[str] = field(repr=False)
     predicted: list[str] = field(repr=False)
     confidence: list[float] = field(repr=False)
+    latencies_ms: list[float] = field(repr=False, default_factory=list)
+    margins: list[float] = field(repr=False, default_factory=list)
+    """Gap between the top two probabilities, per message."""
+
+    def routing(self, accept: float, gap: float, unsure_below: float) -> dict[str, float]:
+        """How a policy would route these messages.
+
+        Shares decided by the classifier alone (and their accuracy), sent to the LLM stage, and
+        below the unsure threshold.
+        """
+        alone = [
+            g == p
+            for g, p, c, m in zip(self.gold, self.predicted, self.confidence, self.margins, strict=True)
+            if c >= accept and m >= gap
+        ]
+        below = sum(c < unsure_below for c in self.confidence)
+        return {
+            "classifier_share": len(alone) / self.n,
+            "classifier_accuracy": sum(alone) / len(alone) if alone else 0.0,
+            "llm_share": 1 - len(alone) / self.n,
+            "unsure_share": below / self.n,
+        }
 
 
 def _predict(
@@ -54,7 +76,9 @@ def _predict(
     return labels, confidences
 
 
-def _report(gold: list[str], predicted: list[str], confidence: list[float], latencies: list[float]) -> Report:
+def _report(
+    gold: list[str], predicted: list[str], confidence: list[float], latencies: list[float], margins: list[float]
+) -> Report:
     labels = sorted(set(gold) | set(predicted))
     precision, recall, _f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
     oos = next((label for label in OOS_LABELS if label in gold), None)
@@ -77,6 +101,8 @@ def _report(gold: list[str], predicted: list[str], confidence: list[float], late
         gold=gold,
         predicted=predicted,
         confidence=confidence,
+        latencies_ms=latencies,
+        margins=margins,
     )
 
 
@@ -90,7 +116,7 @@ def evaluate(model: IntentModel, examples: Sequence[Example], reject_below: floa
         latencies.append((time.perf_counter() - started) * 1000)
     oos = next((label for label in OOS_LABELS if any(e.label == label for e in examples)), None)
     predicted, confidence = _predict(ranked, reject_below, oos)
-    return _report([e.label for e in examples], predicted, confidence, latencies)
+    return _report([e.label for e in examples], predicted, confidence, latencies, [r.margin for r in ranked])
 
 
 def cross_validate(
@@ -100,7 +126,7 @@ def cross_validate(
     reject_below: float | None = None,
 ) -> Report:
     """Stratified k-fold cross-validation; every example is predicted once by a model that never saw it."""
-    gold, predicted, confidence, latencies = [], [], [], []
+    gold, predicted, confidence, latencies, margins = [], [], [], [], []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
     labels = [e.label for e in examples]
     for train_index, test_index in splitter.split(np.zeros(len(examples)), labels):
@@ -109,8 +135,9 @@ def cross_validate(
         gold += report.gold
         predicted += report.predicted
         confidence += report.confidence
-        latencies += [report.latency_p50_ms]
-    return _report(gold, predicted, confidence, latencies)
+        latencies += report.latencies_ms
+        margins += report.margins
+    return _report(gold, predicted, confidence, latencies, margins)
 
 
 def plot_confusion(report: Report, path: Path) -> Path:

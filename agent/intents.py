@@ -90,10 +90,11 @@ def load_examples(paths: Iterable[Path], split: str | None = None) -> list[Examp
                 try:
                     row = json.loads(line)
                     text, label = str(row["text"]), str(row["label"])
-                except (ValueError, KeyError, TypeError) as exc:
+                    meta = row.get("meta") or {}
+                    row_split = str(meta.get("split", ""))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     raise ConfigError(f"{path}:{number}: expected a JSON object with text and label") from exc
                 if split is not None:
-                    row_split = str((row.get("meta") or {}).get("split", ""))
                     if row_split.removeprefix("oos_") != split:
                         continue
                 examples.append(Example(text=text, label=label, lang=str(row.get("lang", "en"))))
@@ -189,7 +190,10 @@ class IntentModel:
         meta_path, model_path = path / "meta.json", path / "model.joblib"
         if not meta_path.is_file() or not model_path.is_file():
             raise ModelError(f"no intent model at {path}")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelError(f"intent model {path} has an unreadable meta.json") from exc
         if meta.get("sklearn") != sklearn.__version__:
             raise ModelError(f"intent model {path} was trained with scikit-learn {meta.get('sklearn')}")
         return cls(joblib.load(model_path), meta, encoder)

@@ -34,6 +34,9 @@ class Policy:
 
     def __post_init__(self) -> None:
         """Refuse thresholds that cannot work."""
+        for name in ("accept", "gap", "unsure_below", "candidates", "clarify_limit", "dissatisfied_streak"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int | float):
+                raise ConfigError(f"policy: {name} must be a number")
         for name in ("accept", "gap", "unsure_below"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"policy: {name} must be between 0 and 1")
@@ -57,13 +60,26 @@ class Policy:
             else:
                 text = path.read_text(encoding="utf-8")
             data = tomllib.loads(text)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read policy file {path}: {exc}") from exc
+        name = path or "agent/policy.toml"
+        sections = ("intent", "fallback", "emotion")
+        if set(data) - set(sections):
+            raise ConfigError(f"policy file {name}: unknown sections or keys {sorted(set(data) - set(sections))}")
         flat: dict[str, Any] = {}
-        for section in ("intent", "fallback", "emotion"):
-            flat.update(data.get(section, {}))
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(flat) - known)
+        for section in sections:
+            table = data.get(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"policy file {name}: [{section}] must be a table")
+            if set(table) & set(flat):
+                raise ConfigError(
+                    f"policy file {name}: keys repeated across sections: {sorted(set(table) & set(flat))}"
+                )
+            flat.update(table)
+        unknown = sorted(set(flat) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ConfigError(f"policy file {path or 'agent/policy.toml'}: unknown keys {unknown}")
-        return cls(**flat)
+            raise ConfigError(f"policy file {name}: unknown keys {unknown}")
+        try:
+            return cls(**flat)
+        except TypeError as exc:
+            raise ConfigError(f"policy file {name}: {exc}") from exc

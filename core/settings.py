@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=30.0, gt=0)
     """A slower answer than this counts as a dead backend: the turn gets a rule-based reply."""
     llm_max_tokens: int = Field(default=256, gt=0)
+    llm_cooldown_s: float = Field(default=15.0, ge=0)
+    """After a backend failure, turns skip the LLM this long, then the next turn probes it again."""
 
     llama_server_bin: Path | None = None
     """Defaults to the binary ``scripts/build-llama-server.sh`` caches."""

@@ -24,6 +24,8 @@ __all__ = ["app"]
 app = typer.Typer(help="Kefu (客服): a self-hosted AI customer-service agent.", no_args_is_help=True)
 models_app = typer.Typer(help="Fetch and list the local LLMs.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+intents_app = typer.Typer(help="Train and evaluate the intent classifier.", no_args_is_help=True)
+app.add_typer(intents_app, name="intents")
 console = Console()
 
 
@@ -110,6 +112,124 @@ def chat(
             )
     finally:
         service.close()
+
+
+@intents_app.command("train")
+def intents_train(
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="Labelled JSONL ({text,label,lang}); repeat for more files.")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Keep rows whose meta.split is this (oos_ rows included).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Model root (default: KEFU_DATA_DIR/models/intents).")] = None,
+) -> None:
+    """Train a classifier (the shipped zh/en set when no --data) and make it the current model."""
+    from agent.embeddings import sentence_encoder
+    from agent.intents import IntentModel, default_examples, load_examples
+
+    examples = load_examples(data, split) if data else default_examples()
+    root = out or Settings().intent_models
+    model = IntentModel.train(examples, sentence_encoder())
+    folder = model.save(root)
+    console.print(f"trained on {len(examples)} examples, {len(model.labels)} intents: version {model.version}")
+    typer.echo(str(folder))
+
+
+@intents_app.command("eval")
+def intents_eval(
+    data: Annotated[list[Path], typer.Option("--data", help="Labelled JSONL to evaluate on; repeatable.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder or root to evaluate (default: the current model).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Evaluate only rows of this meta.split.")] = None,
+    cv: Annotated[int, typer.Option(help="k-fold cross-validation on --data instead of a trained model.")] = 0,
+    holdout: Annotated[
+        float, typer.Option(help="Train on a stratified share of --data, evaluate on the rest (e.g. 0.2).")
+    ] = 0.0,
+    reject_below: Annotated[
+        float | None, typer.Option(help="Predict out-of-scope below this confidence (when the data has oos).")
+    ] = None,
+    plots: Annotated[Path | None, typer.Option(help="Folder for confusion-matrix and reliability PNGs.")] = None,
+) -> None:
+    """Accuracy, macro-F1, per-intent precision/recall, OOS recall, latency, and plots."""
+    from agent.embeddings import sentence_encoder
+    from agent.intent_eval import cross_validate, evaluate, plot_confusion, plot_reliability, reliability
+    from agent.intents import IntentModel, load_examples
+    from agent.policy import Policy
+
+    encoder = sentence_encoder()
+    examples = load_examples(data, split)
+    if not examples:
+        raise typer.BadParameter("no examples in --data (check --split)", param_hint="--data")
+    if cv:
+        report = cross_validate(examples, lambda rows: IntentModel.train(rows, encoder), cv, reject_below)
+        what = f"{cv}-fold cross-validation on {len(examples)} examples"
+    elif holdout:
+        from sklearn.model_selection import train_test_split
+
+        train, test = train_test_split(
+            examples, test_size=holdout, random_state=0, stratify=[e.label for e in examples]
+        )
+        report = evaluate(IntentModel.train(train, encoder), test, reject_below)
+        what = f"trained on {len(train)}, evaluated on a held-out {len(test)}"
+    else:
+        loaded = IntentModel.load(model or Settings().intent_models, encoder)
+        report = evaluate(loaded, examples, reject_below)
+        what = f"model {loaded.version} on {len(examples)} examples"
+    console.print(f"[bold]{what}[/bold]")
+    console.print(
+        f"accuracy {report.accuracy:.4f} · macro-F1 {report.macro_f1:.4f} · "
+        + (f"OOS recall {report.oos_recall:.4f} · " if report.oos_recall is not None else "")
+        + f"latency p50 {report.latency_p50_ms:.1f} ms · p99 {report.latency_p99_ms:.1f} ms per message"
+    )
+    policy = Policy.load(Settings().policy_file)
+    route = report.routing(policy.accept, policy.gap, policy.unsure_below)
+    console.print(
+        f"with accept={policy.accept} gap={policy.gap}: {route['classifier_share']:.1%} decided by the classifier "
+        f"alone (accuracy {route['classifier_accuracy']:.1%}), {route['llm_share']:.1%} to the LLM stage, "
+        f"{route['unsure_share']:.1%} below unsure_below={policy.unsure_below}"
+    )
+    table = Table("intent", "precision", "recall", "support")
+    for label, (precision, recall, support) in sorted(report.per_label.items()):
+        table.add_row(label, f"{precision:.3f}", f"{recall:.3f}", str(support))
+    console.print(table)
+    calibration = Table("confidence bin mean", "accuracy", "messages", title="reliability")
+    for mean, accuracy, count in reliability(report):
+        calibration.add_row(f"{mean:.2f}", f"{accuracy:.3f}", str(count))
+    console.print(calibration)
+    if plots is not None:
+        confusion = plot_confusion(report, plots / "confusion.png")
+        diagram = plot_reliability(report, plots / "reliability.png", (policy.unsure_below, policy.accept))
+        console.print(f"wrote {confusion} and {diagram}")
+
+
+@app.command()
+def audit(
+    conversation: Annotated[str, typer.Argument(help="Conversation id.")],
+) -> None:
+    """How every turn of a conversation was decided: intent, confidence, stage, thresholds, fallback."""
+    from core.store import SqlStore
+    from core.types import ConversationId
+
+    settings = Settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        entries = SqlStore(engine).turn_audits(ConversationId(conversation))
+    finally:
+        engine.dispose()
+    if not entries:
+        console.print(f"no turns recorded for conversation {conversation!r}")
+        raise typer.Exit(1)
+    for number, entry in enumerate(entries, start=1):
+        console.print(
+            f"[bold]{number}[/bold] {entry.created_at:%H:%M:%S} [bold]{entry.intent}[/bold] {entry.confidence:.2f} "
+            f"via {entry.stage} · {entry.emotion} · → {entry.state} · {entry.route} · "
+            f"tools: {', '.join(entry.tools) or '-'} · {entry.llm_calls} LLM calls · {entry.latency_ms:.0f} ms",
+            highlight=False,
+        )
+        console.print(f"   decision: {entry.decision}", highlight=False, soft_wrap=True)
+        if entry.fallback:
+            console.print(f"   fallback: {entry.fallback}", highlight=False, soft_wrap=True)
+    console.print(f"thresholds: {entries[-1].thresholds}")
 
 
 @models_app.command("list")

@@ -127,7 +127,7 @@ class KefuService:
             if base_url:
                 model = make_chat_model(settings, base_url)
         store = SqlStore(engine)
-        gateway = LlmGateway(model) if model is not None else None
+        gateway = LlmGateway(model, cooldown_s=settings.llm_cooldown_s) if model is not None else None
         policy = Policy.load(settings.policy_file)
         deps = AgentDeps(
             llm=gateway,

@@ -77,7 +77,6 @@ def test_three_turn_order_conversation_returns_the_real_status(
     results = [service.chat(conversation, customer, text.format(order=order_id)) for text in turns]
     greeting, question, follow_up = results
     assert greeting.state == "need_confirm"
-    assert greeting.llm_calls >= 1, "the real model was not asked"
     assert greeting.intent == "greeting"
     for result in (question, follow_up):
         assert result.state == "answer"
@@ -86,6 +85,7 @@ def test_three_turn_order_conversation_returns_the_real_status(
         assert status_label(status, lang) in result.reply or status.value in result.reply.lower()
     assert question.intent == "order_status"
     assert question.confidence > 0.5
+    assert question.llm_calls >= 1, "the real model was not asked"
     print(f"\n{lang.value} latencies (ms): {[r.latency_ms for r in results]}; routes: {[r.route for r in results]}")
 
 

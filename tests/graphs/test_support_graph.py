@@ -199,3 +199,43 @@ def test_goodbye_ends_and_a_new_message_starts_over(make_service: Factory) -> No
     assert service.chat("c13", "C0002", "hello").state == "need_confirm"
     assert service.chat("c13", "C0002", "thanks, bye").state == "end"
     assert service.chat("c13", "C0002", "hi again").state == "need_confirm"
+
+
+def test_an_angry_vip_lands_at_the_front_of_the_handoff_queue(make_service: Factory, store: SqlStore) -> None:
+    service = make_service(intents=ScriptedIntents({"help": sure("human_agent")}, default=sure("complaint")))
+    service.chat("q-standard", "C0003", "I need help from a person")  # calm, asks for a human
+    service.chat("q-vip-calm", "C0002", "I need help from a person")  # gold, calm
+    angry = service.chat("q-vip-angry", "C0001", "气死我了！！！你们这是什么破服务，垃圾")  # VIP, angry
+    assert angry.state == "handoff" and angry.emotion == "angry"
+    assert angry.fallback is not None and "angry" in angry.fallback
+    queue = store.handoff_queue()
+    assert queue[0].conversation_id == "q-vip-angry"
+    assert queue[0].priority == 1 < queue[-1].priority
+
+
+def test_repeated_dissatisfaction_hands_off(make_service: Factory) -> None:
+    service = make_service(intents=ScriptedIntents({}, default=sure("complaint")))
+    replies = [service.chat("diss", "C0002", text) for text in ("still not arrived", "very disappointed", "too slow")]
+    assert [r.emotion for r in replies] == ["dissatisfied"] * 3
+    assert replies[-1].state == "handoff"
+
+
+def test_a_dead_llm_gives_rule_replies_fast_and_recovery_is_detected(make_service: Factory, store: SqlStore) -> None:
+    order_id = shipped_order(store, "C0002")
+    down = openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
+    model = ScriptedChatModel([down, intent("order_status", 0.9), echo_facts])
+    intents = ScriptedIntents({"KF": ambiguous("order_status", "shipping_delivery")})
+    service = make_service(model, intents, llm_cooldown_s=0.3)
+    first = service.chat("dead-1", "C0002", f"{order_id} status?")
+    second = service.chat("dead-1", "C0002", f"{order_id} status again?")
+    assert (first.stage, second.stage) == ("classifier:llm-down", "classifier:llm-down")
+    assert first.route == second.route == "rules"
+    assert "shipped" in first.reply and "shipped" in second.reply
+    assert len(model.calls) == 1  # the open breaker kept the second turn off the dead backend
+    assert second.latency_ms < 1000
+    import time
+
+    time.sleep(0.35)
+    third = service.chat("dead-1", "C0002", f"{order_id} and now?")
+    assert third.stage == "llm" and third.route == "llm"  # the probe found the backend back
+    model.assert_complete()

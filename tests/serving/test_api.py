@@ -93,3 +93,11 @@ def test_history_of_someone_elses_conversation_is_404(client: TestClient) -> Non
     client.post("/v1/chat", json={"conversation_id": "api-2", "customer_id": "C0001", "text": "你好"})
     response = client.get("/v1/conversations/api-2", params={"customer_id": "C0002"})
     assert response.status_code == 404
+
+
+def test_audit_endpoint(client: TestClient) -> None:
+    client.post("/v1/chat", json={"conversation_id": "api-audit", "customer_id": "C0002", "text": "hello there"})
+    entries = client.get("/v1/conversations/api-audit/audit", params={"customer_id": "C0002"}).json()
+    assert len(entries) == 1
+    assert {"intent", "confidence", "stage", "thresholds", "decision", "fallback"} <= set(entries[0])
+    assert client.get("/v1/conversations/api-audit/audit", params={"customer_id": "C0001"}).status_code == 404

@@ -6,6 +6,7 @@ checked in ``--help``, and ``models fetch`` runs with a stand-in for ``fetch``.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,43 @@ def test_chat_reports_bad_input_and_goes_on(runner: CliRunner, env: Path) -> Non
     result = runner.invoke(app, ["chat", "--customer", "C9999", "--rules-only"], input="hello\n\n")
     assert result.exit_code == 0, result.output
     assert "unknown customer" in result.output
+
+
+def test_audit_shows_how_each_turn_was_decided(runner: CliRunner, env: Path) -> None:
+    chat = runner.invoke(
+        app, ["chat", "--customer", "C0002", "--conversation", "aud-1", "--rules-only"], input="hello\n\n"
+    )
+    assert chat.exit_code == 0, chat.output
+    result = runner.invoke(app, ["audit", "aud-1"])
+    assert result.exit_code == 0, result.output
+    assert "greeting" in result.output and "thresholds: accept=0.8" in _flat(result.output)
+    assert runner.invoke(app, ["audit", "nope"]).exit_code == 1
+
+
+def test_intents_train_and_eval_on_a_company_file(runner: CliRunner, env: Path) -> None:
+    rows = [
+        {"text": text, "label": label, "lang": "en"}
+        for label, texts in {
+            "refund": [
+                "refund please",
+                "i want my money back",
+                "give me a refund",
+                "refund my order",
+                "money back now",
+            ],
+            "track": ["where is my parcel", "track my package", "parcel status", "where's my package", "tracking info"],
+        }.items()
+        for text in texts
+    ]
+    data = env / "company.jsonl"
+    data.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    trained = runner.invoke(app, ["intents", "train", "--data", str(data), "--out", str(env / "models")])
+    assert trained.exit_code == 0, trained.output
+    assert "trained on 10 examples, 2 intents" in _flat(trained.output)
+    evaluated = runner.invoke(
+        app, ["intents", "eval", "--data", str(data), "--model", str(env / "models"), "--plots", str(env / "plots")]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "accuracy" in evaluated.output and "macro-F1" in evaluated.output and "p50" in evaluated.output
+    assert (env / "plots" / "confusion.png").stat().st_size > 0
+    assert (env / "plots" / "reliability.png").stat().st_size > 0

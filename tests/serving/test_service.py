@@ -10,7 +10,7 @@ from core.errors import InvalidInputError, NotFoundError
 from core.store import SqlStore
 from core.types import CustomerId, OrderStatus
 from serving.service import KefuService
-from tests.fakes import ScriptedIntents, lost
+from tests.fakes import ScriptedIntents, lost, sure
 
 Factory = Callable[..., KefuService]
 
@@ -78,3 +78,16 @@ def test_raw_personal_data_is_not_stored_in_the_transcript(make_service: Factory
     assert values["inbound"] == ""
     # The customer still sees their own words when the chat window reloads.
     assert "jane.doe@example.org" in service.history("pii-1", "C0002")[1][0].text
+
+
+def test_every_turn_is_audited(make_service: Factory) -> None:
+    service = make_service(intents=ScriptedIntents({"hello": sure("greeting")}, default=lost()))
+    service.chat("audit-1", "C0002", "hello")
+    service.chat("audit-1", "C0002", "hmm")
+    entries = service.audit("audit-1", "C0002")
+    assert [e.intent for e in entries] == ["greeting", "chitchat"]
+    assert entries[0].stage == "classifier" and entries[0].fallback is None
+    assert "accept=0.8" in entries[0].thresholds and ">= accept" in entries[0].decision
+    assert entries[1].fallback == "unsure: clarifying question" and "unsure" in entries[1].decision
+    with pytest.raises(NotFoundError):
+        service.audit("audit-1", "C0001")
