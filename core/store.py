@@ -268,24 +268,7 @@ _STOPWORDS = frozenset(
 
 
 def _audit(row: TurnAuditRow) -> TurnAudit:
-    return TurnAudit(
-        conversation_id=ConversationId(row.conversation_id),
-        customer_id=CustomerId(row.customer_id),
-        created_at=row.created_at,
-        intent=row.intent,
-        confidence=row.confidence,
-        stage=row.stage,
-        thresholds=row.thresholds,
-        decision=row.decision,
-        fallback=row.fallback,
-        emotion=row.emotion,
-        state=row.state,
-        events=list(row.events),
-        tools=list(row.tools),
-        route=row.route,
-        llm_calls=row.llm_calls,
-        latency_ms=row.latency_ms,
-    )
+    return TurnAudit.model_validate(row, from_attributes=True)
 
 
 def _terms(query: str) -> list[str]:
