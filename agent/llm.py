@@ -9,7 +9,9 @@ the graph can fall back to rule-based replies.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -21,9 +23,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import BaseTool
 from langchain_openai import ChatOpenAI
 
+from agent.pii import PiiRedactor
 from core.settings import Settings
 
 __all__ = ["Choice", "LlmGateway", "LlmUnavailable", "label_confidence", "make_chat_model"]
+
+log = logging.getLogger(__name__)
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 class LlmUnavailable(Exception):
@@ -87,14 +93,21 @@ class LlmGateway:
 
     A circuit breaker guards the backend: after a failure, calls fail fast for ``cooldown_s``
     seconds, so a dead or overloaded server costs one timeout, not one per turn.
+
+    With a ``redactor`` it is also the privacy boundary: every message is analyzed before it is
+    sent, and personal data a node forgot to redact is masked (``<CN_MOBILE>``) and counted in
+    ``pii_blocked``; the raw text never leaves the process.
     """
 
-    def __init__(self, model: BaseChatModel, cooldown_s: float = 15.0) -> None:
+    def __init__(self, model: BaseChatModel, cooldown_s: float = 15.0, redactor: PiiRedactor | None = None) -> None:
         """Wrap ``model``, an OpenAI-compatible chat model (or a scripted fake in tests)."""
         self._model = model
         self._cooldown_s = cooldown_s
+        self._redactor = redactor
         self._open_until = 0.0
         self._lock = threading.Lock()
+        self.pii_blocked = 0
+        """Personal-data spans masked at the boundary since start-up (each one is a bug upstream)."""
 
     @property
     def available(self) -> bool:
@@ -140,9 +153,30 @@ class LlmGateway:
             kwargs["max_completion_tokens"] = max_tokens
         return self._invoke(messages, **kwargs)
 
+    def _guard(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+        if self._redactor is None:
+            return list(messages)
+        guarded: list[BaseMessage] = []
+        for message in messages:
+            text = message.content if isinstance(message.content, str) else None
+            spans = self._redactor.analyze(text, "zh" if _CJK.search(text) else "en") if text else []
+            if not spans or text is None:
+                guarded.append(message)
+                continue
+            for span in sorted(spans, key=lambda s: s.start, reverse=True):
+                text = text[: span.start] + f"<{span.entity_type}>" + text[span.end :]
+            with self._lock:
+                self.pii_blocked += len(spans)
+            log.warning(
+                "personal data reached the LLM boundary unredacted; masked %s", sorted({s.entity_type for s in spans})
+            )
+            guarded.append(message.model_copy(update={"content": text}))
+        return guarded
+
     def _invoke(self, messages: Sequence[BaseMessage], **kwargs: Any) -> AIMessage:
         if not self.available:
             raise LlmUnavailable("backend failed recently; circuit open")
+        messages = self._guard(messages)
         try:
             result = self._model.invoke(list(messages), **kwargs)
         except Exception as exc:  # any transport, timeout or server error means: no LLM this turn

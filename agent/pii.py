@@ -1,9 +1,10 @@
 r"""Offline PII redaction for customer messages, built on Presidio with regex recognizers only.
 
 Customer text is redacted before it reaches the model or the logs: every e-mail address,
-payment-card number and phone number is replaced by a numbered placeholder such as
-``<CN_MOBILE_1>``, and the original values are kept in a per-conversation *vault* so that
-``restore`` can put them back into the reply.
+payment or bank card, phone number (mobile, landline, international), resident ID, passport number,
+licence plate, IP address and URL is replaced by a numbered placeholder such as ``<CN_MOBILE_1>``,
+and the original values are kept in a per-conversation *vault* so that ``restore`` can put them
+back into the reply.
 
 Nothing here downloads anything. Presidio's default ``AnalyzerEngine()`` fetches a spaCy model,
 so the analyzer is given an explicit NLP engine: ``OfflineNlpEngine`` tokenizes with a regular
@@ -20,14 +21,16 @@ CJK characters are word characters, so ``\b`` never fires inside "我的手机�
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Final
 
-from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
 from spacy.lang.en.stop_words import STOP_WORDS as _EN_STOP_WORDS
 from spacy.lang.zh.stop_words import STOP_WORDS as _ZH_STOP_WORDS
@@ -64,13 +67,56 @@ _L: Final = r"(?<![0-9A-Za-z])"
 _LP: Final = r"(?<![0-9A-Za-z+])"  # ... nor a "+": "+86 138..." is a phone, not a card
 _R: Final = r"(?![0-9A-Za-z])"
 
-# When two findings overlap and are equally long and equally sure, the more specific wins.
-_PRIORITY: Final[Mapping[str, int]] = {"CREDIT_CARD": 0, "EMAIL_ADDRESS": 1, "CN_MOBILE": 2, "PHONE_NUMBER": 3}
+# When two findings overlap and are equally long, the more specific type wins (whatever the
+# scores: a checksum-valid resident ID that happens to pass Luhn is still an ID); a type not
+# listed ranks last. CREDIT_CARD ranks above CN_BANK_CARD so that a card both find is reported once,
+# as it always was.
+_PRIORITY: Final[Mapping[str, int]] = {
+    name: rank
+    for rank, name in enumerate(
+        (
+            "CN_RESIDENT_ID",
+            "CN_PASSPORT",
+            "CN_LICENSE_PLATE",
+            "EMAIL_ADDRESS",
+            "URL",
+            "IP_ADDRESS",
+            "CREDIT_CARD",
+            "CN_BANK_CARD",
+            "CN_MOBILE",
+            "CN_LANDLINE",
+            "PHONE_NUMBER",
+        )
+    )
+}
 
 _PHONE_CONTEXT: Final = [
-    "phone", "mobile", "cell", "tel", "call", "contact", "number", "whatsapp", "wechat",
+    "phone", "mobile", "cell", "tel", "call", "contact", "number", "whatsapp", "wechat", "fax", "desk", "landline",
     "电话", "手机", "号码", "联系", "致电", "微信", "来电",
 ]  # fmt: skip
+
+_NATIONAL_PHONE_CONTEXT: Final = [
+    "phone", "mobile", "cell", "tel", "fax", "desk", "landline", "whatsapp", "电话", "手机", "座机", "传真",
+]  # fmt: skip
+
+_LANDLINE_CONTEXT: Final = [
+    "phone", "tel", "landline", "call", "office", "contact",
+    "电话", "座机", "固话", "联系", "致电", "来电", "总机", "分机",
+]  # fmt: skip
+"""Like ``_PHONE_CONTEXT`` without "number"/"号码": "tracking number 0..." must not lift a bare number."""
+
+_RESIDENT_ID_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_RESIDENT_ID_CHECK: Final = "10X98765432"
+_RESIDENT_ID_VALID_SCORE: Final = 0.9
+_RESIDENT_ID_MISTYPED_SCORE: Final = 0.6
+"""An 18-character ID whose check character is wrong is probably a typo: still masked, less surely."""
+_RESIDENT_ID_LEGACY_SCORE: Final = 0.5
+
+_PROVINCES: Final = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+_URL_CHARS: Final = r"A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%"
+_URL_END_CHARS: Final = r"A-Za-z0-9\-_~/#=&%+"
+"""A URL does not end on ``. , ; : ! ? ) ' (``: those are the sentence's punctuation."""
+_HOST_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
 
 
 @dataclass(frozen=True)
@@ -319,20 +365,299 @@ class _PhoneRecognizer(PatternRecognizer):
                 Pattern("nanp (dashes or dots)", rf"{_L}(?:1([\-.]))?{nanp}([\-.]){nanp}\2[0-9]{{4}}{_R}", 0.5),
                 # Three groups of digits are too common to trust without "phone"/"电话" nearby.
                 Pattern("nanp (spaces)", rf"{_L}(?:1 )?{nanp} {nanp} [0-9]{{4}}{_R}", 0.3),
+                Pattern(
+                    "nanp with extension",
+                    rf"{_L}(?:1[\-.])?\(?{nanp}\)?[\-. ]?{nanp}[\-.][0-9]{{4}}x[0-9]{{1,5}}{_R}",
+                    0.6,
+                ),
+                Pattern(
+                    "international with trunk (0)",
+                    rf"{_LP}\+[1-9][0-9]{{0,3}} ?\(0\)[0-9]{{1,4}}(?:[ \-.]?[0-9]{{2,4}}){{1,4}}{_R}",
+                    0.7,
+                ),
             ],
             context=_PHONE_CONTEXT,
         )
 
     def invalidate_result(self, pattern_text: str) -> bool | None:
-        """Reject matches with fewer than 7 or more than 15 digits (the E.164 limit)."""
-        return not 7 <= len(_digits(pattern_text)) <= 15
+        """Reject matches with fewer than 7 or more than 15 digits (the E.164 limit), and dates."""
+        digits = _digits(pattern_text.split("x")[0])
+        if re.fullmatch(r"(19|20)[0-9]{2}[\-./][01]?[0-9][\-./][0-3]?[0-9]", pattern_text.strip()):
+            return True
+        return not 7 <= len(digits) <= 15
+
+
+def _resident_id_checksum_ok(value: str) -> bool:
+    """Return whether an 18-character resident ID has the right GB 11643-1999 check character."""
+    total = sum(int(char) * weight for char, weight in zip(value[:17], _RESIDENT_ID_WEIGHTS, strict=True))
+    return _RESIDENT_ID_CHECK[total % 11] == value[17].upper()
+
+
+def _resident_id_birth_date_ok(value: str) -> bool:
+    """Return whether an 18- or 15-character resident ID holds a real calendar date of birth."""
+    try:
+        if len(value) == 18:
+            date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+        else:  # 15-character IDs (before 1999) hold YYMMDD, all in the 1900s
+            date(1900 + int(value[6:8]), int(value[8:10]), int(value[10:12]))
+    except ValueError:
+        return False
+    return True
+
+
+class _NationalPhoneRecognizer(_PhoneRecognizer):
+    """Phone numbers in national formats, trusted only next to a word that says "phone".
+
+    Its context list leaves out "number"/"号码", so "tracking number 0123456789" stays.
+    """
+
+    def __init__(self, language: str) -> None:
+        PatternRecognizer.__init__(
+            self,
+            supported_entity="PHONE_NUMBER",
+            name="KefuNationalPhoneRecognizer",
+            supported_language=language,
+            patterns=[
+                # National numbers in groups ("0494 92 82 32", "03.93.92.16.85") or ten plain digits:
+                # only with "phone", "mobile", "fax", "电话" … nearby.
+                Pattern(
+                    "national groups (context)",
+                    rf"{_L}\(?[0-9]{{2,4}}\)?(?:[ \-.][0-9]{{2,4}}){{1,4}}(?:x[0-9]{{1,5}})?{_R}",
+                    0.3,
+                ),
+                Pattern("ten digits (context)", rf"{_L}[0-9]{{10}}{_R}", 0.3),
+            ],
+            context=_NATIONAL_PHONE_CONTEXT,
+        )
+
+
+class _CnLandlineRecognizer(PatternRecognizer):
+    """Mainland landlines: an area code (010, 02x, 0xxx; or without the 0 after +86) and 7-8 digits.
+
+    Beijing (010) and the 02x cities have 8-digit numbers, other areas 7 or 8. Area codes
+    never start with 1 after the trunk 0, so 11-digit mobiles never match; without separators
+    the number is trusted only with a context word such as "座机" or "电话".
+    """
+
+    def __init__(self, language: str) -> None:
+        big, small = r"(?:10|2[0-9])", r"[3-9][0-9]{2}"
+        eight, seven_or_eight = r"[1-9][0-9]{3}[ \-]?[0-9]{4}", r"[1-9][0-9]{2,3}[ \-]?[0-9]{4}"
+        super().__init__(
+            supported_entity="CN_LANDLINE",
+            name="KefuCnLandlineRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern(
+                    "cn landline (+86)",
+                    rf"{_LP}(?:\+|00)86[ \-]?(?:[(（]0?{big}[)）]|0?{big})[ \-]?{eight}{_R}"
+                    rf"|{_LP}(?:\+|00)86[ \-]?(?:[(（]0?{small}[)）]|0?{small})[ \-]?{seven_or_eight}{_R}",
+                    0.7,
+                ),
+                Pattern(
+                    "cn landline (separated)",
+                    rf"{_L}(?:[(（]0{big}[)）][ \-]?|0{big}[ \-]){eight}{_R}"
+                    rf"|{_L}(?:[(（]0{small}[)）][ \-]?|0{small}[ \-]){seven_or_eight}{_R}",
+                    0.65,
+                ),
+                Pattern(
+                    "cn landline (bare)",
+                    rf"{_L}(?:0{big}[1-9][0-9]{{7}}|0{small}[1-9][0-9]{{6,7}}){_R}",
+                    0.3,
+                ),
+            ],
+            context=_LANDLINE_CONTEXT,
+        )
+
+
+class _CnResidentIdRecognizer(PatternRecognizer):
+    """Resident identity card numbers (居民身份证号码), 18 characters or the 15-digit legacy form.
+
+    The province code and the date of birth must be plausible. An 18-character ID with the
+    right check character scores 0.9; with a wrong one (a typo) 0.6, still above the threshold.
+    """
+
+    def __init__(self, language: str) -> None:
+        area = r"(?:1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[1-3])[0-9]{4}"
+        month_day = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+        super().__init__(
+            supported_entity="CN_RESIDENT_ID",
+            name="KefuCnResidentIdRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern(
+                    "resident id (18)",
+                    rf"{_L}{area}(?:19|20)[0-9]{{2}}{month_day}[0-9]{{3}}[0-9X]{_R}",
+                    _RESIDENT_ID_VALID_SCORE,
+                ),
+                Pattern(
+                    "resident id (15)", rf"{_L}{area}[0-9]{{2}}{month_day}[0-9]{{3}}{_R}", _RESIDENT_ID_LEGACY_SCORE
+                ),
+            ],
+            context=["身份证", "身份", "证件", "identity", "idcard"],
+        )
+
+    def invalidate_result(self, pattern_text: str) -> bool | None:
+        """Reject impossible dates of birth such as 0231."""
+        return not _resident_id_birth_date_ok(pattern_text)
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        """Find IDs, then lower the score of 18-character ones whose check character is wrong."""
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for result in results:
+            value = text[result.start : result.end]
+            if len(value) == 18 and not _resident_id_checksum_ok(value):
+                result.score = min(result.score, _RESIDENT_ID_MISTYPED_SCORE)
+        return results
+
+
+class _CnBankCardRecognizer(PatternRecognizer):
+    """Mainland bank (UnionPay, debit) cards: 16-19 digits, Luhn-checked, trusted only in context.
+
+    Payment cards starting 2-6 are found by ``_CreditCardRecognizer`` anyway (and win the tie);
+    this adds the other issuers (such as 9558...) when "银行卡", "卡号", "bank" or "account" is near.
+    """
+
+    def __init__(self, language: str) -> None:
+        super().__init__(
+            supported_entity="CN_BANK_CARD",
+            name="KefuCnBankCardRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern("bank card (plain)", rf"{_LP}[1-9][0-9]{{15,18}}{_R}", 0.3),
+                Pattern(
+                    "bank card (groups of 4)",
+                    rf"{_LP}[1-9][0-9]{{3}}([ \-])[0-9]{{4}}\1[0-9]{{4}}\1[0-9]{{4}}(?:\1[0-9]{{1,3}})?{_R}",
+                    0.3,
+                ),
+            ],
+            context=["银行卡", "卡号", "储蓄卡", "借记卡", "信用卡", "银行", "账号", "账户", "bank", "card", "account"],
+        )
+
+    def invalidate_result(self, pattern_text: str) -> bool | None:
+        """Reject numbers outside 16 to 19 digits or failing the Luhn checksum."""
+        digits = _digits(pattern_text)
+        return not (16 <= len(digits) <= 19 and _luhn_ok(digits))
+
+
+class _CnPassportRecognizer(PatternRecognizer):
+    """Chinese passports: E or G and 8 digits on their own; P, S, D (and EA1234567) only in context."""
+
+    def __init__(self, language: str) -> None:
+        super().__init__(
+            supported_entity="CN_PASSPORT",
+            name="KefuCnPassportRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern("passport (ordinary)", rf"{_L}[EG][0-9]{{8}}{_R}", 0.5),
+                Pattern("passport (official)", rf"{_L}[PSD][0-9]{{8}}{_R}", 0.3),
+                Pattern("passport (e-passport, letter)", rf"{_L}E[A-HJ-NP-Z][0-9]{{7}}{_R}", 0.3),
+            ],
+            context=["护照", "passport", "证件"],
+        )
+
+
+class _CnLicensePlateRecognizer(PatternRecognizer):
+    """Mainland licence plates: province, issuing letter, 5 (6 for new energy) letters and digits.
+
+    At least three of the last characters must be digits, as on every issued plate, so words
+    such as "新ABCDE" are not plates.
+    """
+
+    def __init__(self, language: str) -> None:
+        super().__init__(
+            supported_entity="CN_LICENSE_PLATE",
+            name="KefuCnLicensePlateRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern(
+                    "cn licence plate",
+                    rf"{_L}[{_PROVINCES}][A-HJ-NP-Z][ ·•・.\-]?[A-HJ-NP-Z0-9]{{5,6}}{_R}",
+                    0.6,
+                )
+            ],
+            context=["车牌", "牌照", "车", "plate", "licence", "license", "vehicle"],
+        )
+
+    def invalidate_result(self, pattern_text: str) -> bool | None:
+        """Reject plates with fewer than three digits."""
+        return sum(char.isdigit() for char in pattern_text[2:]) < 3
+
+
+class _IpAddressRecognizer(PatternRecognizer):
+    """IPv4 (each part 0-255) and IPv6 addresses (full or ``::``-compressed, at least 3 groups)."""
+
+    def __init__(self, language: str) -> None:
+        octet = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+        super().__init__(
+            supported_entity="IP_ADDRESS",
+            name="KefuIpAddressRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern("ipv4", rf"(?<![0-9A-Za-z.]){octet}(?:\.{octet}){{3}}(?![0-9A-Za-z]|\.[0-9])", 0.6),
+                Pattern("ipv6", r"(?<![0-9A-Za-z:.])(?:[0-9A-F]{0,4}:){2,7}[0-9A-F]{0,4}(?![0-9A-Za-z:])", 0.6),
+            ],
+            context=["ip", "地址", "address", "server", "服务器"],
+        )
+
+    def invalidate_result(self, pattern_text: str) -> bool | None:
+        """Reject IPv6 look-alikes (times such as 12:30:45) and addresses of fewer than 3 groups."""
+        if "." in pattern_text:
+            return False
+        try:
+            ipaddress.IPv6Address(pattern_text)
+        except ValueError:
+            return True
+        return len([group for group in pattern_text.split(":") if group]) < 3
+
+
+class _UrlRecognizer(PatternRecognizer):
+    """``http(s)://`` and ``www.`` URLs; never an e-mail's domain, never trailing punctuation."""
+
+    def __init__(self, language: str) -> None:
+        host = rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*"
+        super().__init__(
+            supported_entity="URL",
+            name="KefuUrlRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern(
+                    "url",
+                    rf"(?<![0-9A-Za-z@._%+\-/])(?:https?://{host}|www\.{_HOST_LABEL}(?:\.{_HOST_LABEL})+)"
+                    rf"(?::[0-9]{{1,5}})?(?:[/?#](?:[{_URL_CHARS}]*[{_URL_END_CHARS}])?)?",
+                    0.6,
+                )
+            ],
+            context=["url", "link", "website", "网址", "链接", "网站"],
+        )
+
+
+_RECOGNIZERS: Final[tuple[type[PatternRecognizer], ...]] = (
+    _EmailRecognizer,
+    _CreditCardRecognizer,
+    _CnMobileRecognizer,
+    _PhoneRecognizer,
+    _NationalPhoneRecognizer,
+    _CnLandlineRecognizer,
+    _CnResidentIdRecognizer,
+    _CnBankCardRecognizer,
+    _CnPassportRecognizer,
+    _CnLicensePlateRecognizer,
+    _IpAddressRecognizer,
+    _UrlRecognizer,
+)
 
 
 def _build_analyzer(languages: tuple[str, ...]) -> AnalyzerEngine:
     """Build an analyzer with only Kefu's recognizers and the offline NLP engine."""
     registry = RecognizerRegistry(supported_languages=list(languages))
     for language in languages:
-        for recognizer_type in (_EmailRecognizer, _CreditCardRecognizer, _CnMobileRecognizer, _PhoneRecognizer):
+        for recognizer_type in _RECOGNIZERS:
             registry.add_recognizer(recognizer_type(language))
     nlp_engine = OfflineNlpEngine(languages)
     nlp_engine.load()
@@ -344,10 +669,10 @@ def _placeholder_regions(text: str) -> list[tuple[int, int]]:
 
 
 def _resolve_overlaps(spans: Iterable[PiiSpan]) -> list[PiiSpan]:
-    """Keep, of each group of overlapping spans, the longest; then the surest; then the most specific."""
+    """Keep, of each group of overlapping spans, the longest; then the most specific; then the surest."""
     ranked = sorted(
         spans,
-        key=lambda s: (-(s.end - s.start), -s.score, _PRIORITY.get(s.entity_type, len(_PRIORITY)), s.start),
+        key=lambda s: (-(s.end - s.start), _PRIORITY.get(s.entity_type, len(_PRIORITY)), -s.score, s.start),
     )
     kept: list[PiiSpan] = []
     for span in ranked:
@@ -384,11 +709,20 @@ class PiiRedactor:
         for language in SUPPORTED_LANGUAGES:  # compile every pattern now, not on the first request
             self.analyze("warm-up a@b.co +1 415-555-0123", language)
 
+    @property
+    def supported_entities(self) -> list[str]:
+        """Every entity type some recognizer can report, in either language."""
+        found: set[str] = set()
+        for lang in SUPPORTED_LANGUAGES:
+            found.update(self._analyzer.get_supported_entities(language=lang))
+        return sorted(found)
+
     def analyze(self, text: str, lang: str) -> list[PiiSpan]:
         """Find personal data in ``text``.
 
         Placeholders already in the text (``<EMAIL_ADDRESS_1>``) are never reported, and
-        overlapping findings are resolved: the longest wins, then the highest score.
+        overlapping findings are resolved: the longest wins, then the more specific type (a resident
+        ID over a card or phone number, a mobile over a landline), then the highest score.
 
         Args:
             text: The text to analyze.

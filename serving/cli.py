@@ -26,6 +26,8 @@ models_app = typer.Typer(help="Fetch and list the local LLMs.", no_args_is_help=
 app.add_typer(models_app, name="models")
 intents_app = typer.Typer(help="Train and evaluate the intent classifier.", no_args_is_help=True)
 app.add_typer(intents_app, name="intents")
+pii_app = typer.Typer(help="Evaluate the personal-data redactor.", no_args_is_help=True)
+app.add_typer(pii_app, name="pii")
 console = Console()
 
 
@@ -200,6 +202,35 @@ def intents_eval(
         confusion = plot_confusion(report, plots / "confusion.png")
         diagram = plot_reliability(report, plots / "reliability.png", (policy.unsure_below, policy.accept))
         console.print(f"wrote {confusion} and {diagram}")
+
+
+@pii_app.command("eval")
+def pii_eval(
+    data: Annotated[list[Path], typer.Option("--data", help="Span JSONL ({text, spans:[{start,end,label}], lang}).")],
+) -> None:
+    """Span-level recall and precision per entity kind, and analyzer latency per message."""
+    from agent.pii import PiiRedactor
+    from agent.pii_eval import evaluate_pii, load_pii_examples
+
+    examples = load_pii_examples(data)
+    redactor = PiiRedactor()
+    report = evaluate_pii(redactor, examples, redactor.supported_entities)
+    console.print(f"[bold]{report.n} messages[/bold] from {', '.join(str(p) for p in data)}")
+    console.print(
+        f"kinds Kefu detects: precision {report.covered_precision:.3f} · recall {report.covered_recall:.3f} · "
+        f"F1 {report.covered_f1:.3f} · latency p50 {report.latency_p50_ms:.2f} ms · p99 {report.latency_p99_ms:.2f} ms"
+    )
+    table = Table("kind", "gold spans", "recall", "predicted", "precision")
+    for kind, row in report.per_kind.items():
+        mark = " (no recognizer)" if kind in report.uncovered else ""
+        table.add_row(
+            kind + mark,
+            str(int(row["support"])),
+            f"{row['recall']:.3f}" if row["support"] else "-",
+            str(int(row["predicted"])),
+            f"{row['precision']:.3f}" if row["predicted"] else "-",
+        )
+    console.print(table)
 
 
 @app.command()

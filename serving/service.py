@@ -127,14 +127,15 @@ class KefuService:
             if base_url:
                 model = make_chat_model(settings, base_url)
         store = SqlStore(engine)
-        gateway = LlmGateway(model, cooldown_s=settings.llm_cooldown_s) if model is not None else None
+        redactor = PiiRedactor()
+        gateway = LlmGateway(model, settings.llm_cooldown_s, redactor) if model is not None else None
         policy = Policy.load(settings.policy_file)
         deps = AgentDeps(
             llm=gateway,
             intents=IntentEngine(
                 intent_model or load_or_train(settings.intent_models, sentence_encoder()), gateway, policy
             ),
-            redactor=PiiRedactor(),
+            redactor=redactor,
             tools=tools or ToolRegistry(),
             catalog=CatalogMatcher(store.product_names()),
         )

@@ -249,3 +249,31 @@ def test_make_chat_model_uses_the_given_base_url(settings: Settings) -> None:
     a = make_chat_model(settings, "http://a.invalid/v1")
     b = make_chat_model(settings, "http://b.invalid/v1")
     assert (a.openai_api_base, b.openai_api_base) == ("http://a.invalid/v1", "http://b.invalid/v1")
+
+
+def test_the_boundary_masks_personal_data_a_node_forgot_to_redact() -> None:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from agent.pii import PiiRedactor
+
+    model = ScriptedChatModel([reply("ok")])
+    gateway = LlmGateway(model, redactor=PiiRedactor())
+    gateway.reply(
+        [SystemMessage("Facts: customer email jane.doe@example.org"), HumanMessage("请打我电话13812345678，谢谢")]
+    )
+    sent = model.calls[0].text
+    assert "13812345678" not in sent and "jane.doe@example.org" not in sent
+    assert "<CN_MOBILE>" in sent and "<EMAIL_ADDRESS>" in sent
+    assert gateway.pii_blocked == 2
+
+
+def test_the_boundary_lets_placeholders_and_order_numbers_through() -> None:
+    from langchain_core.messages import HumanMessage
+
+    from agent.pii import PiiRedactor
+
+    model = ScriptedChatModel([reply("ok")])
+    gateway = LlmGateway(model, redactor=PiiRedactor())
+    gateway.reply([HumanMessage("call <CN_MOBILE_1> about order KF100234, ¥1299.00")])
+    assert "<CN_MOBILE_1> about order KF100234, ¥1299.00" in model.calls[0].text
+    assert gateway.pii_blocked == 0

@@ -298,3 +298,321 @@ def test_concurrent_analysis_is_consistent(redactor: PiiRedactor) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         actual = list(pool.map(lambda item: redactor.analyze(*item), texts))
     assert actual == expected
+
+
+# --- Chinese identifiers, landlines, IP addresses and URLs ----------------------------------
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def resident_id(first17: str, *, valid: bool = True) -> str:
+    """Complete 17 digits into a resident ID with the right (or, if not ``valid``, a wrong) check character."""
+    assert len(first17) == 17 and first17.isdigit()
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+    if not valid:
+        check = "0" if check != "0" else "1"
+    return first17 + check
+
+
+def luhn_complete(prefix: str) -> str:
+    """Append the digit that makes ``prefix`` pass the Luhn checksum."""
+    for last in "0123456789":
+        digits = prefix + last
+        total = 0
+        for position, char in enumerate(reversed(digits)):
+            value = int(char) * (2 if position % 2 else 1)
+            total += value - 9 if value > 9 else value
+        if total % 10 == 0:
+            return digits
+    raise AssertionError("unreachable")
+
+
+VALID_ID = resident_id("11010519491231002")
+VALID_ID_X = next(
+    candidate
+    for candidate in (resident_id(f"44030419900307{seq:03d}") for seq in range(1000))
+    if candidate.endswith("X")
+)
+MISTYPED_ID = resident_id("32010619851120123", valid=False)
+BANK_CARD = luhn_complete("955880123456789012")  # 19 digits, an issuer CREDIT_CARD does not know
+BANK_CARD_16 = luhn_complete("955881234567890")
+
+
+def test_test_helpers_compute_known_checksums() -> None:
+    """The helpers reproduce published examples, so the values below are real checksums."""
+    assert resident_id("11010519491231002") == "11010519491231002X"  # GB 11643-1999's own example
+    assert luhn_complete("411111111111111") == "4111111111111111"
+    assert VALID_ID_X.endswith("X") and len(VALID_ID_X) == 18
+    assert MISTYPED_ID != resident_id("32010619851120123")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("座机010-12345678，工作日可打", "010-12345678"),
+        ("office line 0755-8765 4321 during work hours", "0755-8765 4321"),
+        ("电话(021)62345678谢谢", "(021)62345678"),
+        ("固话（021）62345678", "（021）62345678"),
+        ("call +86 10 1234 5678 please", "+86 10 1234 5678"),
+        ("请拨打0086-755-8765-4321联系", "0086-755-8765-4321"),
+        ("我家座机是01062345678", "01062345678"),
+        ("landline 0571 8888 1234.", "0571 8888 1234"),
+    ],
+)
+def test_cn_landline_found(redactor: PiiRedactor, lang: str, text: str, expected: str) -> None:
+    """Landlines with an area code are found, separated or (in context) bare, glued to CJK or not."""
+    assert found(redactor, text, lang) == [("CN_LANDLINE", expected)]
+
+
+def test_bare_landline_needs_context(redactor: PiiRedactor) -> None:
+    """A bare 0-led number is only a landline when a word such as 座机 precedes it."""
+    assert found(redactor, "01062345678", "zh") == []
+    assert found(redactor, "座机01062345678", "zh") == [("CN_LANDLINE", "01062345678")]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我的手机13812345678", "13812345678"),
+        ("call +86 138 1234 5678", "+86 138 1234 5678"),
+        ("号码0086 186 1234 5678", "0086 186 1234 5678"),
+    ],
+)
+def test_mobiles_are_not_landlines(redactor: PiiRedactor, lang: str, text: str, expected: str) -> None:
+    """11-digit mobiles, with or without +86, stay CN_MOBILE."""
+    assert found(redactor, text, lang) == [("CN_MOBILE", expected)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    "template",
+    [
+        "我的身份证号是{}，请核实",
+        "身份证{}谢谢",
+        "my ID number is {}.",
+        "{}",
+    ],
+)
+@pytest.mark.parametrize("value", [VALID_ID, VALID_ID_X, VALID_ID_X.lower(), MISTYPED_ID])
+def test_resident_id_found(redactor: PiiRedactor, lang: str, template: str, value: str) -> None:
+    """18-character IDs are found in sentences and glued to CJK, with a valid or wrong check character."""
+    assert found(redactor, template.format(value), lang) == [("CN_RESIDENT_ID", value)]
+
+
+def test_resident_id_checksum_sets_the_score(redactor: PiiRedactor) -> None:
+    """A valid checksum scores 0.9; a mistyped ID is still masked, with a lower score above the threshold."""
+    (valid,) = redactor.analyze(f"号{VALID_ID}", "en")
+    (mistyped,) = redactor.analyze(f"号{MISTYPED_ID}", "en")
+    assert valid.score == pytest.approx(0.9)
+    assert mistyped.score == pytest.approx(0.6)
+    assert 0.4 < mistyped.score < valid.score
+    red = redactor.redact(f"{VALID_ID}，打错了，是{MISTYPED_ID}", "zh")
+    assert red.text == "<CN_RESIDENT_ID_1>，打错了，是<CN_RESIDENT_ID_2>"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_legacy_15_digit_resident_id_found(redactor: PiiRedactor, lang: str) -> None:
+    """15-digit IDs from before 1999 (YYMMDD birth date) are found."""
+    assert found(redactor, "老身份证110105491231002还能用吗", lang) == [("CN_RESIDENT_ID", "110105491231002")]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "身份证11010519491331002X",  # month 13
+        "身份证110105194902300020",  # 30 February
+        "身份证110105180001010020",  # born 1800
+        "身份证991234199001010020",  # no such province
+        "身份证11010519491231002X5",  # 19 characters
+    ],
+)
+def test_implausible_resident_id_ignored(redactor: PiiRedactor, lang: str, text: str) -> None:
+    """Numbers without a real province and date of birth are not IDs."""
+    assert [t for t, _ in found(redactor, text, lang) if t == "CN_RESIDENT_ID"] == []
+
+
+def test_resident_id_beats_cards_and_phones(redactor: PiiRedactor) -> None:
+    """An ID that also passes Luhn (so CREDIT_CARD or CN_BANK_CARD find it) is reported once, as an ID."""
+    luhn_ids = [
+        candidate
+        for candidate in (resident_id(f"44030419900307{seq:03d}") for seq in range(1000))
+        if candidate.isdigit() and candidate.startswith("4")
+    ]
+    both = next(candidate for candidate in luhn_ids if luhn_complete(candidate[:-1]) == candidate)
+    assert found(redactor, f"卡号{both}", "zh") == [("CN_RESIDENT_ID", both)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"我的银行卡号{BANK_CARD}，请退款", BANK_CARD),
+        (f"储蓄卡{BANK_CARD_16}谢谢", BANK_CARD_16),
+        (f"refund to my bank card {BANK_CARD}", BANK_CARD),
+        (f"account {BANK_CARD_16[:4]} {BANK_CARD_16[4:8]} {BANK_CARD_16[8:12]} {BANK_CARD_16[12:]}", None),
+    ],
+)
+def test_cn_bank_card_found_in_context(redactor: PiiRedactor, lang: str, text: str, expected: str | None) -> None:
+    """Luhn-valid 16-19 digit bank cards are found when a context word precedes them."""
+    if expected is None:
+        expected = text.removeprefix("account ")
+    assert found(redactor, text, lang) == [("CN_BANK_CARD", expected)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_cn_bank_card_needs_context_and_luhn(redactor: PiiRedactor, lang: str) -> None:
+    """Without context a bank-card-like number is left alone; with a bad checksum too."""
+    assert found(redactor, f"编号{BANK_CARD}", lang) == []
+    assert found(redactor, BANK_CARD, lang) == []
+    wrong = BANK_CARD[:-1] + str((int(BANK_CARD[-1]) + 1) % 10)
+    assert found(redactor, f"银行卡{wrong}", lang) == []
+
+
+def test_card_found_by_both_card_recognizers_is_reported_once(redactor: PiiRedactor) -> None:
+    """A UnionPay 62 card matches CREDIT_CARD and CN_BANK_CARD; one span comes back."""
+    card = luhn_complete("621234567890123456")
+    assert found(redactor, f"储蓄卡{card}", "zh") == [("CREDIT_CARD", card)]
+    assert found(redactor, f"银行卡 {card[:4]} {card[4:8]} {card[8:12]} {card[12:16]} {card[16:]}", "zh") == [
+        ("CREDIT_CARD", f"{card[:4]} {card[4:8]} {card[8:12]} {card[12:16]} {card[16:]}")
+    ]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("护照号E12345678，请登记", "E12345678"),
+        ("passport G23456789 expires soon", "G23456789"),
+        ("我的证件是G23456789", "G23456789"),
+        ("E12345678", "E12345678"),
+        ("护照P12345678", "P12345678"),
+        ("my passport: D12345678.", "D12345678"),
+        ("护照号码EA1234567", "EA1234567"),
+    ],
+)
+def test_cn_passport_found(redactor: PiiRedactor, lang: str, text: str, expected: str) -> None:
+    """Passport numbers are found, glued to CJK or not."""
+    assert found(redactor, text, lang) == [("CN_PASSPORT", expected)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_cn_passport_context_raises_the_score(redactor: PiiRedactor, lang: str) -> None:
+    """P/S/D numbers need a word like 护照; E/G numbers score higher with one."""
+    assert found(redactor, "编号S12345678", lang) == []
+    assert found(redactor, "护照S12345678", lang) == [("CN_PASSPORT", "S12345678")]
+    plain = redactor.analyze("号E12345678", lang)[0].score
+    boosted = redactor.analyze("护照E12345678", lang)[0].score
+    assert 0.4 <= plain < boosted
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("车牌号京A12345，停在B2", "京A12345"),
+        ("我的车粤B·D12345在门口", "粤B·D12345"),
+        ("plate 沪C 8K9J2 is mine", "沪C 8K9J2"),
+        ("川A-12345的车主", "川A-12345"),
+        ("浙A12345D新能源", "浙A12345D"),
+    ],
+)
+def test_cn_license_plate_found(redactor: PiiRedactor, lang: str, text: str, expected: str) -> None:
+    """Mainland plates, 5 or 6 characters after the letter, with or without a separator."""
+    assert found(redactor, text, lang) == [("CN_LICENSE_PLATE", expected)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我的IP是192.168.1.23，连不上", "192.168.1.23"),
+        ("server at 10.0.0.255.", "10.0.0.255"),
+        ("地址8.8.8.8谢谢", "8.8.8.8"),
+        ("ipv6 2001:db8:85a3::8a2e:370:7334 fails", "2001:db8:85a3::8a2e:370:7334"),
+        ("地址2001:0db8:0000:0000:0000:ff00:0042:8329。", "2001:0db8:0000:0000:0000:ff00:0042:8329"),
+    ],
+)
+def test_ip_address_found(redactor: PiiRedactor, lang: str, text: str, expected: str) -> None:
+    """IPv4 and IPv6 addresses are found, glued to CJK or not."""
+    assert found(redactor, text, lang) == [("IP_ADDRESS", expected)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    "text",
+    ["256.1.1.1", "1.2.3.4.5", "版本 1.2.3", "会议 12:30:45", "MAC 00:1A:2B:3C:4D:5E", "a::b"],
+)
+def test_not_ip_address(redactor: PiiRedactor, lang: str, text: str) -> None:
+    """Out-of-range octets, dotted runs of five, versions, times and MAC addresses are not IPs."""
+    assert [t for t, _ in found(redactor, text, lang) if t == "IP_ADDRESS"] == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("请看https://kefu.example.com/orders?id=3。谢谢", "https://kefu.example.com/orders?id=3"),
+        ("访问www.example.cn，然后登录", "www.example.cn"),
+        ("see http://192.168.1.1:8080/admin.", "http://192.168.1.1:8080/admin"),
+        ("link: https://example.com/a_b/c-d#top, thanks", "https://example.com/a_b/c-d#top"),
+        ("(https://example.com/x)", "https://example.com/x"),
+    ],
+)
+def test_url_found(redactor: PiiRedactor, lang: str, text: str, expected: str) -> None:
+    """http(s) and www URLs are found without trailing punctuation, Chinese or not."""
+    assert found(redactor, text, lang) == [("URL", expected)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("text", ["邮箱zhang@www.example.com", "mail admin@example.com", "mail a.b@web.example.org"])
+def test_email_domain_is_not_a_url(redactor: PiiRedactor, lang: str, text: str) -> None:
+    """An e-mail address is one EMAIL_ADDRESS, never a URL."""
+    assert [t for t, _ in found(redactor, text, lang)] == ["EMAIL_ADDRESS"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单KF100234什么时候发货？",
+        "order KF100234, tracking SF1234567890123",
+        "运单号SF1234567890123",
+        "tracking number JDVA12345678901",
+        "运单号 712345678901",  # ZTO
+        "tracking number 0123456789",  # DHL waybill
+        "EMS EA123456789CN",
+        "价格¥1299.00，优惠后1299元",
+        "total 1299元 or ¥1,299.00",
+        "预计2026-11-01送达",
+        "delivered 2026-11-01 14:30:00",
+        "2026.11.01",
+        "quantity 12345, 数量 20件, room 1203",
+        "型号G2345，新款A12",
+        "买了3件，共1299元，订单号KF100235",
+        "请在24小时内处理，工单 T-20261101-0001",
+    ],
+)
+def test_new_recognizers_leave_business_text_alone(redactor: PiiRedactor, lang: str, text: str) -> None:
+    """Order ids, tracking numbers, prices, dates and quantities are not PII."""
+    assert found(redactor, text, lang) == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_new_entities_round_trip(redactor: PiiRedactor, lang: str) -> None:
+    """Every new type gets a numbered placeholder, and restore() gives the text back."""
+    text = (
+        f"身份证{VALID_ID}，座机010-12345678，手机13812345678，银行卡{BANK_CARD}，护照E12345678，"
+        "车牌粤B·D12345，IP 192.168.1.23，网址https://kefu.example.com/a。订单KF100234。"
+    )
+    red = redactor.redact(text, lang)
+    assert red.text == (
+        "身份证<CN_RESIDENT_ID_1>，座机<CN_LANDLINE_1>，手机<CN_MOBILE_1>，银行卡<CN_BANK_CARD_1>，"
+        "护照<CN_PASSPORT_1>，车牌<CN_LICENSE_PLATE_1>，IP <IP_ADDRESS_1>，网址<URL_1>。订单KF100234。"
+    )
+    assert restore(red.text, red.vault) == text
+    again = redactor.redact(f"再说一次{VALID_ID}和{MISTYPED_ID}", lang, red.vault)
+    assert again.text == "再说一次<CN_RESIDENT_ID_1>和<CN_RESIDENT_ID_2>"
+    assert restore(again.text, again.vault) == f"再说一次{VALID_ID}和{MISTYPED_ID}"

@@ -91,3 +91,13 @@ def test_every_turn_is_audited(make_service: Factory) -> None:
     assert entries[1].fallback == "unsure: clarifying question" and "unsure" in entries[1].decision
     with pytest.raises(NotFoundError):
         service.audit("audit-1", "C0001")
+
+
+def test_handoff_tickets_and_audit_carry_no_raw_personal_data(make_service: Factory, store: SqlStore) -> None:
+    service = make_service()
+    result = service.chat("pii-2", "C0001", "我要人工客服，电话13812345678，邮箱wang.fang@example.cn")
+    assert result.state == "handoff"
+    ticket = next(t for t in store.handoff_queue() if t.conversation_id == "pii-2")
+    assert "13812345678" not in ticket.subject and "wang.fang@example.cn" not in ticket.subject
+    assert "<CN_MOBILE_1>" in ticket.subject
+    assert all("13812345678" not in (entry.decision + str(entry.fallback)) for entry in service.audit("pii-2", "C0001"))
