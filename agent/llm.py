@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -23,13 +22,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import BaseTool
 from langchain_openai import ChatOpenAI
 
-from agent.pii import PiiRedactor
+from agent.pii import PiiRedactor, mask
+from agent.understanding import detect_lang
 from core.settings import Settings
 
 __all__ = ["Choice", "LlmGateway", "LlmUnavailable", "label_confidence", "make_chat_model"]
 
 log = logging.getLogger(__name__)
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 class LlmUnavailable(Exception):
@@ -159,12 +158,11 @@ class LlmGateway:
         guarded: list[BaseMessage] = []
         for message in messages:
             text = message.content if isinstance(message.content, str) else None
-            spans = self._redactor.analyze(text, "zh" if _CJK.search(text) else "en") if text else []
+            spans = self._redactor.analyze(text, detect_lang(text).value) if text else []
             if not spans or text is None:
                 guarded.append(message)
                 continue
-            for span in sorted(spans, key=lambda s: s.start, reverse=True):
-                text = text[: span.start] + f"<{span.entity_type}>" + text[span.end :]
+            text = mask(text, spans)
             with self._lock:
                 self.pii_blocked += len(spans)
             log.warning(

@@ -43,6 +43,7 @@ __all__ = [
     "PiiRedactor",
     "PiiSpan",
     "Redaction",
+    "mask",
     "restore",
 ]
 
@@ -796,6 +797,13 @@ class PiiRedactor:
             cursor = span.end
         pieces.append(text[cursor:])
         return Redaction(text="".join(pieces), vault=new_vault, spans=tuple(spans))
+
+
+def mask(text: str, spans: Iterable[PiiSpan]) -> str:
+    """Replace each span with its bare type (``<CN_MOBILE>``): irreversible, for data that must not pass."""
+    for span in sorted(spans, key=lambda s: s.start, reverse=True):
+        text = text[: span.start] + f"<{span.entity_type}>" + text[span.end :]
+    return text
 
 
 def restore(text: str, vault: Mapping[str, str]) -> str:

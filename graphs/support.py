@@ -28,7 +28,7 @@ from agent.intent_engine import IntentEngine
 from agent.llm import LlmGateway, LlmUnavailable
 from agent.machine import PURCHASE_INTENTS, QUESTION_INTENTS, DialogueMachine, DialogueState, Intent, TurnFacts
 from agent.machine import plan_events as plan_machine_events
-from agent.pii import PiiRedactor
+from agent.pii import PiiRedactor, mask
 from agent.policy import Policy
 from agent.replies import (
     ToolResult,
@@ -393,9 +393,7 @@ class _Nodes:
             text, route = compose(Intent(state["intent"]), results, lang), "rules"
         vault = state.get("vault") or {}
         known = set(vault.values())
-        for span in sorted(self.deps.redactor.analyze(text, lang.value), key=lambda s: s.start, reverse=True):
-            if span.text not in known:
-                text = text[: span.start] + f"<{span.entity_type}>" + text[span.end :]
+        text = mask(text, [s for s in self.deps.redactor.analyze(text, lang.value) if s.text not in known])
         return {"messages": [AIMessage(text, id=last.id)], "route": route}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -96,13 +96,6 @@ def echo_facts(messages: list[BaseMessage], _kwargs: dict[str, Any]) -> AIMessag
     """A reply that repeats the facts given with the customer's message, like a faithful model would."""
     last = messages[-1].text
     return AIMessage(content="Here is what I found: " + last.split(":\n", 1)[-1][-600:])
-
-
-@dataclass
-class Script:
-    """Convenience holder for a model and what it was asked."""
-
-    model: ScriptedChatModel = field(default_factory=ScriptedChatModel)
 
 
 class ScriptedIntents:
