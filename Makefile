@@ -29,6 +29,7 @@ browser:
 run: setup llama-server
 	@$(BIN)/kefu models fetch --model $(MODEL) >/dev/null
 	@$(BIN)/kefu seed
+	@$(BIN)/kefu vault init
 	@exec $(BIN)/kefu serve --model $(MODEL)
 
 lint: setup

@@ -86,6 +86,8 @@ _TEXT: dict[str, dict[Lang, str]] = {
         Lang.EN: "You are a {tier} member with {count} orders.",
         Lang.ZH: "您是{tier}会员，共有 {count} 笔订单。",
     },
+    "contact_phone": {Lang.EN: "Your phone number is now {value}.", Lang.ZH: "您的联系电话已更新为{value}。"},
+    "contact_email": {Lang.EN: "Your e-mail address is now {value}.", Lang.ZH: "您的邮箱已更新为{value}。"},
     "purchase": {
         Lang.EN: "Great choice! You can add it to your cart on the product page and check out there.",
         Lang.ZH: "好的！您可以在商品页面加入购物车并结算下单。",
@@ -257,6 +259,8 @@ def _artifact_lines(name: str, artifact: Mapping[str, Any], lang: Lang) -> list[
     if name == "get_customer_profile":
         customer = artifact.get("customer") or {}
         return [_t("profile", lang, tier=str(customer.get("tier", "")).upper(), count=artifact.get("order_count", 0))]
+    if name == "update_contact":
+        return [_t(f"contact_{field}", lang, value=artifact[field]) for field in artifact.get("updated", [])]
     if name == "request_human":
         return [_t("handoff", lang, ticket=artifact["id"])]
     if name == "open_ticket":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.ports import SupportStore
+from core.ports import PiiVaultPort, SupportStore
 from core.types import Channel, ConversationId, CustomerId, Lang
 
 __all__ = ["SupportContext"]
@@ -24,3 +24,5 @@ class SupportContext:
     store: SupportStore
     lang: Lang | None = None
     """Language the client asked for; None lets Kefu detect it per message."""
+    vault: PiiVaultPort | None = None
+    """The conversation's placeholders; the graph refuses to run without one, tools never need it."""

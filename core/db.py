@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, Numeric, String, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, LargeBinary, Numeric, String, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "ProductRow",
     "TicketRow",
     "TurnAuditRow",
+    "VaultEntryRow",
+    "VaultMetaRow",
     "make_engine",
 ]
 
@@ -137,6 +139,29 @@ class TurnAuditRow(Base):
     route: Mapped[str] = mapped_column(String(8))
     llm_calls: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Numeric(10, 1, asdecimal=False))
+
+
+class VaultEntryRow(Base):
+    """One placeholder of a conversation and its real value, encrypted (see ``core.vault``)."""
+
+    __tablename__ = "pii_vault"
+
+    conversation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    placeholder: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[bytes] = mapped_column(LargeBinary)
+    """Fernet token of the value: AES-128-CBC with an HMAC-SHA256, keyed from settings."""
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    """The conversation's last activity plus the retention period."""
+
+
+class VaultMetaRow(Base):
+    """Facts about the vault itself: which key sealed it (a check token and a key fingerprint)."""
+
+    __tablename__ = "pii_vault_meta"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 def make_engine(url: str) -> Engine:

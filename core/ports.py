@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from core.types import (
@@ -17,7 +18,7 @@ from core.types import (
     TurnAudit,
 )
 
-__all__ = ["SupportStore"]
+__all__ = ["PiiVaultPort", "SupportStore"]
 
 
 @runtime_checkable
@@ -38,6 +39,15 @@ class SupportStore(Protocol):
 
     def customer_profile(self, customer_id: CustomerId) -> CustomerProfile | None:
         """Return the 360° view of the customer, or None."""
+        ...
+
+    def update_contact(self, customer_id: CustomerId, *, phone: str | None, email: str | None) -> Customer:
+        """Change the customer's phone number and/or e-mail address; None leaves a field as it is.
+
+        Raises:
+            NotFoundError: no such customer.
+            InvalidInputError: the e-mail address is already another customer's.
+        """
         ...
 
     def open_ticket(
@@ -69,4 +79,17 @@ class SupportStore(Protocol):
 
     def turn_audits(self, conversation_id: ConversationId) -> list[TurnAudit]:
         """The audit trail of a conversation, oldest first."""
+        ...
+
+
+@runtime_checkable
+class PiiVaultPort(Protocol):
+    """Where a conversation's placeholders and the real values behind them are kept (encrypted)."""
+
+    def entries(self, conversation_id: str) -> dict[str, str]:
+        """The conversation's placeholders and their real values."""
+        ...
+
+    def add(self, conversation_id: str, entries: Mapping[str, str]) -> None:
+        """Store new placeholders (known ones are kept) and extend the conversation's retention."""
         ...

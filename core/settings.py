@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     model there is loaded at start-up; if there is none, one is trained from the shipped data."""
     max_message_chars: int = Field(default=4000, gt=0)
 
+    vault_key: SecretStr | None = None
+    """Key of the PII vault (``kefu vault keygen``); overrides ``vault_key_file``. Keep it in your
+    secret store, not next to the data."""
+    vault_key_file: Path | None = None
+    """File holding the vault key; defaults to ``data_dir/vault.key`` (``kefu vault init`` creates it)."""
+    vault_old_keys: SecretStr | None = None
+    """Comma-separated previous keys, so a rotated vault still opens until ``kefu vault rotate``."""
+    retention_days: float = Field(default=30.0, gt=0)
+    """Personal data behind placeholders is deleted this long after a conversation's last turn."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
@@ -77,6 +87,11 @@ class Settings(BaseSettings):
     def intent_models(self) -> Path:
         """Root of the versioned intent models."""
         return self.intent_model_dir or self.data_dir / "models" / "intents"
+
+    @property
+    def vault_key_path(self) -> Path:
+        """The vault key file used when ``KEFU_VAULT_KEY`` is not set."""
+        return self.vault_key_file or self.data_dir / "vault.key"
 
     @property
     def checkpoint_path(self) -> Path:

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, String, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from core.db import CustomerRow, OrderItemRow, OrderRow, ProductRow, TicketRow, TurnAuditRow
+from core.errors import InvalidInputError, NotFoundError
 from core.types import (
     ConversationId,
     Customer,
@@ -163,6 +164,31 @@ class SqlStore:
             recent_orders=self.list_orders(customer_id, limit=3),
             open_tickets=open_tickets,
         )
+
+    def update_contact(self, customer_id: CustomerId, *, phone: str | None, email: str | None) -> Customer:
+        """Change the customer's phone number and/or e-mail address; None leaves a field as it is.
+
+        Raises:
+            NotFoundError: no such customer.
+            InvalidInputError: the e-mail address is already another customer's.
+        """
+        with self._session() as session, session.begin():
+            row = session.get(CustomerRow, customer_id)
+            if row is None:
+                raise NotFoundError(f"unknown customer {customer_id!r}")
+            if email is not None:
+                taken = session.scalar(
+                    select(CustomerRow.id).where(
+                        func.lower(CustomerRow.email) == email.lower(), CustomerRow.id != row.id
+                    )
+                )
+                if taken is not None:
+                    raise InvalidInputError("that e-mail address belongs to another account")
+                row.email = email
+            if phone is not None:
+                row.phone = phone
+            session.flush()
+            return _customer(row)
 
     def open_ticket(
         self,

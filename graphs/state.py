@@ -13,7 +13,8 @@ class SupportState(MessagesState, total=False):
     """State of one conversation, checkpointed after every turn.
 
     ``messages`` holds only redacted text: the customer's raw words arrive in ``inbound`` and the
-    redact node replaces them before anything is stored or shown to a model.
+    redact node replaces them before anything is stored or shown to a model. The real values behind
+    the placeholders live in the encrypted vault (``core.vault``), never in this state.
     """
 
     customer_id: str
@@ -21,8 +22,6 @@ class SupportState(MessagesState, total=False):
     inbound: str
     """This turn's raw customer text; emptied by the redact node."""
     lang: str
-    vault: dict[str, str]
-    """Placeholder → original value for this conversation's personal data."""
     dialogue_state: str
     intent: str
     confidence: float

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from agent.toolcalls import parse_tool_calls, strip_tool_text
 from agent.understanding import asks_for_human, detect_lang, is_affirmative
 from core.context import SupportContext
 from core.types import Lang
+from graphs.privacy import PrivateTools, conversation_vault
 from graphs.state import SupportState
 from prompts import load_prompt
 from tools import ToolRegistry, explain
@@ -102,7 +104,8 @@ def build_graph(
     graph.add_node("redact", nodes.redact)
     graph.add_node("understand", nodes.understand)
     graph.add_node("decide", nodes.decide)
-    graph.add_node("act", ToolNode(deps.tools.tools, handle_tool_errors=explain))
+    act = ToolNode(deps.tools.tools, handle_tool_errors=explain, wrap_tool_call=PrivateTools(deps.redactor))
+    graph.add_node("act", act)
     graph.add_node("respond", nodes.respond)
     graph.add_node("guard", nodes.guard)
     graph.add_edge(START, "redact")
@@ -177,6 +180,20 @@ def _tool_results(messages: Sequence[AnyMessage]) -> list[ToolResult]:
     return results
 
 
+_CHANGE_WORDS = re.compile(r"change|update|new|replace|改|换|更新|新", re.IGNORECASE)
+_PHONE_PLACEHOLDER = re.compile(r"<(?:CN_MOBILE|CN_LANDLINE|PHONE_NUMBER)_\d+>")
+_EMAIL_PLACEHOLDER = re.compile(r"<EMAIL_ADDRESS_\d+>")
+
+
+def _contact_change(text: str) -> dict[str, str]:
+    """``update_contact`` arguments when the (redacted) message asks to change a phone or e-mail."""
+    if not _CHANGE_WORDS.search(text):
+        return {}
+    phones, emails = _PHONE_PLACEHOLDER.findall(text), _EMAIL_PLACEHOLDER.findall(text)
+    # The last one named is the new one: "change 138... to 139..." keeps the second.
+    return {key: found[-1] for key, found in (("phone", phones), ("email", emails)) if found}
+
+
 def _call(name: str, **args: Any) -> ToolCall:
     return ToolCall(name=name, args=args, id=f"plan_{name}_{zlib.crc32(json.dumps(args, sort_keys=True).encode()):08x}")
 
@@ -188,12 +205,17 @@ class _Nodes:
     # -- redact ---------------------------------------------------------------------------
     def redact(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
         text = state.get("inbound", "")
-        lang = runtime.context.lang or detect_lang(text)
-        redaction = self.deps.redactor.redact(text, lang.value, state.get("vault") or {})
+        context = runtime.context
+        lang = context.lang or detect_lang(text)
+        vault = conversation_vault(context)
+        known = vault.entries(context.conversation_id)
+        redaction = self.deps.redactor.redact(text, lang.value, known)
+        new = {placeholder: value for placeholder, value in redaction.vault.items() if placeholder not in known}
+        if new:
+            vault.add(context.conversation_id, new)
         return {
             "messages": [HumanMessage(redaction.text)],
             "inbound": "",
-            "vault": redaction.vault,
             "lang": lang.value,
             "tool_rounds": 0,
             "llm_calls": 0,
@@ -286,7 +308,8 @@ class _Nodes:
         if intent is Intent.COMPLAINT:
             return [*lookups, _call("open_ticket", subject=text[:150], kind="complaint")]
         if intent is Intent.ACCOUNT_PROFILE:
-            return [_call("get_customer_profile")]
+            change = _contact_change(text)
+            return [_call("update_contact", **change)] if change else [_call("get_customer_profile")]
         if intent in (Intent.PRODUCT_INQUIRY, Intent.PRODUCT_RECOMMENDATION, Intent.PURCHASE):
             return [_call("search_products", query=text[:200])]
         return []
@@ -391,8 +414,8 @@ class _Nodes:
         if route == "llm" and not _grounded(text, results, lang):
             log.info("LLM reply dropped: it does not state the looked-up order facts")
             text, route = compose(Intent(state["intent"]), results, lang), "rules"
-        vault = state.get("vault") or {}
-        known = set(vault.values())
+        context = runtime.context
+        known = set(conversation_vault(context).entries(context.conversation_id).values())
         text = mask(text, [s for s in self.deps.redactor.analyze(text, lang.value) if s.text not in known])
         return {"messages": [AIMessage(text, id=last.id)], "route": route}
 

@@ -17,6 +17,7 @@ from core.errors import KefuError
 from core.seed import DEMO_CUSTOMER_EN, seed
 from core.settings import Settings
 from core.types import Channel, Lang
+from core.vault import PiiVault, generate_key, key_fingerprint, write_key_file
 from serving.models import MODELS, fetch, model_path
 
 __all__ = ["app"]
@@ -28,6 +29,8 @@ intents_app = typer.Typer(help="Train and evaluate the intent classifier.", no_a
 app.add_typer(intents_app, name="intents")
 pii_app = typer.Typer(help="Evaluate the personal-data redactor.", no_args_is_help=True)
 app.add_typer(pii_app, name="pii")
+vault_app = typer.Typer(help="Manage the encrypted PII vault and its key.", no_args_is_help=True)
+app.add_typer(vault_app, name="vault")
 console = Console()
 
 
@@ -51,10 +54,66 @@ def serve(
     _logging(True)
     overrides = {k: v for k, v in {"host": host, "port": port, "llm_model": model}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    _open_vault(settings)  # a missing or wrong key is a clear error now, not a traceback from the server
     console.print(
         f"[bold]Kefu[/bold] starting; the chat will be at [link]http://{settings.host}:{settings.port}[/link]"
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _open_vault(settings: Settings) -> PiiVault:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return PiiVault.from_settings(make_engine(settings.resolved_database_url), settings)
+
+
+@vault_app.command("keygen")
+def vault_keygen() -> None:
+    """Print a new random vault key, for KEFU_VAULT_KEY (store it in your secret manager)."""
+    typer.echo(generate_key())
+
+
+@vault_app.command("init")
+def vault_init() -> None:
+    """Create the vault key file (data_dir/vault.key, mode 600) unless a key is already configured."""
+    settings = Settings()
+    if settings.vault_key is not None:
+        console.print(f"KEFU_VAULT_KEY is set (key {key_fingerprint(settings.vault_key.get_secret_value())})")
+        return
+    path = settings.vault_key_path
+    if write_key_file(path):
+        console.print(f"created vault key {path} (key {key_fingerprint(path.read_text())}); back it up")
+    else:
+        console.print(f"vault key {path} already exists (key {key_fingerprint(path.read_text())})")
+
+
+@vault_app.command("status")
+def vault_status() -> None:
+    """Check that the configured key opens the vault; show its fingerprint and retention."""
+    vault = _open_vault(Settings())
+    state = "sealed with an old key: run `kefu vault rotate`" if vault.needs_rotation else "ok"
+    console.print(f"vault {state} · key {vault.fingerprint} · retention {vault.retention.days} days")
+
+
+@vault_app.command("rotate")
+def vault_rotate() -> None:
+    """Re-encrypt the vault with KEFU_VAULT_KEY; the previous key must be in KEFU_VAULT_OLD_KEYS."""
+    vault = _open_vault(Settings())
+    count = vault.rotate()
+    console.print(f"re-encrypted {count} entries with key {vault.fingerprint}; the old key can now be retired")
+
+
+@vault_app.command("purge")
+def vault_purge(
+    conversation: Annotated[
+        str | None, typer.Option(help="Erase this conversation's personal data now (an erasure request).")
+    ] = None,
+) -> None:
+    """Delete expired vault entries, or every entry of one conversation."""
+    vault = _open_vault(Settings())
+    if conversation is not None:
+        console.print(f"erased {vault.forget(conversation)} entries of conversation {conversation!r}")
+    else:
+        console.print(f"purged {vault.purge_expired()} expired entries")
 
 
 @app.command("seed")

@@ -32,6 +32,7 @@ from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
 from core.types import Channel, ConversationId, CustomerId, Lang, TurnAudit
+from core.vault import PiiVault
 from graphs import AgentDeps, build_graph, sqlite_checkpointer, warm_up
 from serving.llm_server import LlamaServer
 from serving.models import resolve_model
@@ -82,6 +83,7 @@ class KefuService:
     settings: Settings
     store: SqlStore
     graph: CompiledStateGraph[Any, Any, Any, Any]
+    vault: PiiVault
     llm_server: LlamaServer | None = None
     llm_base_url: str | None = None
     policy: Policy = field(default_factory=Policy)
@@ -101,15 +103,20 @@ class KefuService:
         tools: ToolRegistry | None = None,
         intent_model: Ranker | None = None,
     ) -> KefuService:
-        """Open the database (seeding the demo store if empty), start the LLM backend, build the graph.
+        """Open the database (seeding the demo store if empty) and the PII vault, start the LLM, build the graph.
 
         ``chat_model`` replaces the OpenAI-compatible client (tests); ``use_llm=False`` runs on
         rules only; ``tools`` replaces the built-in tool registry; ``intent_model`` replaces the
         classifier loaded (or trained) from ``settings.intent_models``. A backend that cannot start is
         logged and the agent runs on rules.
+
+        Raises:
+            VaultKeyError: no vault key is configured, or it does not open the existing vault.
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url)
+        vault = PiiVault.from_settings(engine, settings)  # before anything slow: a key problem fails fast
+        vault.purge_expired()
         if seed_demo:
             seed(engine)
         server: LlamaServer | None = None
@@ -149,6 +156,7 @@ class KefuService:
             settings=settings,
             store=store,
             graph=graph,
+            vault=vault,
             llm_server=server,
             llm_base_url=base_url,
             policy=policy,
@@ -213,6 +221,7 @@ class KefuService:
                 channel=channel,
                 store=self.store,
                 lang=lang,
+                vault=self.vault,
             )
             state: dict[str, Any] = self.graph.invoke(
                 {"inbound": text, "customer_id": customer_id},
@@ -224,7 +233,7 @@ class KefuService:
         reply = next(m for m in reversed(turn) if isinstance(m, AIMessage) and not m.tool_calls)
         result = TurnResult(
             conversation_id=conversation_id,
-            reply=restore(reply.text, state.get("vault") or {}),
+            reply=restore(reply.text, self.vault.entries(conversation_id)),
             state=state["dialogue_state"],
             intent=state["intent"],
             confidence=state["confidence"],
@@ -271,7 +280,7 @@ class KefuService:
     def history(self, conversation_id: str, customer_id: str) -> tuple[str | None, list[HistoryEntry]]:
         """The dialogue state and the visible messages of a conversation (empty if it is new)."""
         values = self._check(conversation_id, customer_id)
-        vault = values.get("vault") or {}
+        vault = self.vault.entries(conversation_id)
         entries = [
             HistoryEntry(
                 role="customer" if isinstance(message, HumanMessage) else "agent",

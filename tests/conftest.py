@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from pydantic import SecretStr
 
 from agent.embeddings import sentence_encoder
 from agent.intents import IntentModel, default_examples
@@ -18,6 +19,7 @@ from core.db import make_engine
 from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
+from core.vault import generate_key
 from serving.app import create_app
 from serving.llm_server import free_port
 from serving.service import KefuService
@@ -40,7 +42,9 @@ def settings(tmp_path: Path, seeded_db: Path) -> Settings:
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     shutil.copy(seeded_db, data_dir / "kefu.db")
-    return Settings(data_dir=data_dir, cache_dir=tmp_path / "cache", _env_file=None)  # type: ignore[call-arg]
+    return Settings(  # type: ignore[call-arg]
+        data_dir=data_dir, cache_dir=tmp_path / "cache", vault_key=SecretStr(generate_key()), _env_file=None
+    )
 
 
 @pytest.fixture

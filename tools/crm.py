@@ -1,15 +1,20 @@
-"""CRM tools: the customer's 360° profile."""
+"""CRM tools: the customer's 360° profile, and changing their contact details."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 from langchain_core.tools import tool
 
-from tools._runtime import SupportRuntime, dumps
+from core.errors import InvalidInputError
+from tools._runtime import PII_ARGS, SupportRuntime, dumps
 from tools.errors import ToolError
 
-__all__ = ["get_customer_profile"]
+__all__ = ["get_customer_profile", "update_contact"]
+
+_PHONE_RE: Final = re.compile(r"^\+?[0-9][0-9 ()\-]{5,22}[0-9]$")
+_EMAIL_RE: Final = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[A-Za-z]{2,}$")
 
 
 @tool(parse_docstring=True, response_format="content_and_artifact")
@@ -21,3 +26,37 @@ def get_customer_profile(runtime: SupportRuntime) -> tuple[str, dict[str, Any]]:
         raise ToolError("This customer has no profile.")
     artifact = profile.model_dump(mode="json", exclude={"customer": {"email", "phone"}})
     return dumps(artifact), artifact
+
+
+@tool(parse_docstring=True, response_format="content_and_artifact")
+def update_contact(
+    runtime: SupportRuntime, phone: str | None = None, email: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Change the phone number or e-mail address on the customer's account.
+
+    Pass the value exactly as the customer wrote it, placeholder included (e.g. <CN_MOBILE_1>):
+    the real value is filled in before the change is made.
+
+    Args:
+        phone: The new phone number, or leave it out.
+        email: The new e-mail address, or leave it out.
+    """
+    phone = phone.strip() if phone else None
+    email = email.strip() if email else None
+    if phone is None and email is None:
+        raise ToolError("Give the new phone number or e-mail address.")
+    if phone is not None and (not _PHONE_RE.match(phone) or not 7 <= sum(c.isdigit() for c in phone) <= 15):
+        raise ToolError("That is not a phone number; ask the customer to write it again.")
+    if email is not None and not _EMAIL_RE.match(email):
+        raise ToolError("That is not an e-mail address; ask the customer to write it again.")
+    context = runtime.context
+    try:
+        customer = context.store.update_contact(context.customer_id, phone=phone, email=email)
+    except InvalidInputError as exc:
+        raise ToolError(f"{exc}; the customer should use another one.") from exc
+    changed = [name for name, value in (("phone", phone), ("email", email)) if value is not None]
+    artifact = {"updated": changed, "phone": customer.phone, "email": customer.email}
+    return dumps(artifact), artifact
+
+
+update_contact.metadata = {PII_ARGS: ("phone", "email")}

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from langchain_core.tools import BaseTool
 
 from tools.catalog import search_products
-from tools.crm import get_customer_profile
+from tools.crm import get_customer_profile, update_contact
 from tools.orders import list_recent_orders, lookup_order
 from tools.tickets import open_ticket, request_human
 
@@ -17,6 +17,7 @@ BUILTIN_TOOLS: tuple[BaseTool, ...] = (
     lookup_order,
     list_recent_orders,
     get_customer_profile,
+    update_contact,
     search_products,
     open_ticket,
     request_human,

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from agent.intents import IntentModel
 from agent.replies import status_label
 from core.settings import Settings
 from core.store import SqlStore
 from core.types import CustomerId, Lang, OrderStatus
+from core.vault import generate_key
 from serving.llm_server import LlamaServer, default_binary
 from serving.models import resolve_model
 from serving.service import KefuService
@@ -38,7 +40,9 @@ def service(
 ) -> Iterator[KefuService]:
     data_dir = tmp_path_factory.mktemp("e2e")
     (data_dir / "kefu.db").write_bytes(seeded_db.read_bytes())
-    settings = Settings(data_dir=data_dir, cache_dir=CACHE_DIR, llm_model=MODEL, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        data_dir=data_dir, cache_dir=CACHE_DIR, llm_model=MODEL, vault_key=SecretStr(generate_key()), _env_file=None
+    )
     service = KefuService.start(settings, intent_model=intent_model)
     assert service.llm_server is not None and service.llm_server.pid, "llama-server did not start"
     yield service

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from agent.machine import DialogueMachine
 from core.db import OrderRow, make_engine
 from core.errors import ModelError
+from core.vault import generate_key, key_fingerprint
 from serving import cli
 from serving.cli import app
 from serving.models import MODELS, ModelSpec, model_path
@@ -30,6 +31,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KEFU_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("KEFU_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("KEFU_VAULT_KEY", generate_key())
     return tmp_path
 
 
@@ -249,3 +251,64 @@ def test_intents_train_and_eval_on_a_company_file(runner: CliRunner, env: Path) 
     assert "accuracy" in evaluated.output and "macro-F1" in evaluated.output and "p50" in evaluated.output
     assert (env / "plots" / "confusion.png").stat().st_size > 0
     assert (env / "plots" / "reliability.png").stat().st_size > 0
+
+
+def test_vault_init_creates_a_private_key_file_once(
+    runner: CliRunner, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEFU_VAULT_KEY")
+    first = runner.invoke(app, ["vault", "init"])
+    assert first.exit_code == 0, first.output
+    key_file = env / "data" / "vault.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = key_file.read_text().strip()
+    assert key_fingerprint(key) in _flat(first.output)
+    again = runner.invoke(app, ["vault", "init"])
+    assert "already exists" in again.output and key_file.read_text().strip() == key
+    status = runner.invoke(app, ["vault", "status"])
+    assert status.exit_code == 0, status.output
+    assert f"vault ok · key {key_fingerprint(key)}" in _flat(status.output)
+
+
+def test_a_missing_vault_key_stops_chat_and_serve_with_a_clear_error(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KEFU_VAULT_KEY")
+    for argv in (["kefu", "chat", "--rules-only"], ["kefu", "serve", "--port", "8999"]):
+        monkeypatch.setattr("sys.argv", argv)
+        with pytest.raises(SystemExit) as stopped:
+            cli.main()
+        assert stopped.value.code == 1
+        output = _flat(capsys.readouterr().out)
+        assert "no PII vault key: set KEFU_VAULT_KEY" in output and "kefu vault init" in output
+    assert not (env / "data" / "vault.key").exists()
+
+
+def test_vault_rotate_moves_the_vault_to_the_new_key(
+    runner: CliRunner, env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = generate_key()
+    monkeypatch.setenv("KEFU_VAULT_KEY", old)
+    chat = runner.invoke(
+        app,
+        ["chat", "--customer", "C0002", "--conversation", "rot", "--rules-only"],
+        input="call me on 13812345678\n\n",
+    )
+    assert chat.exit_code == 0, chat.output
+    new = generate_key()
+    monkeypatch.setenv("KEFU_VAULT_KEY", new)
+    monkeypatch.setattr("sys.argv", ["kefu", "vault", "status"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    refused = _flat(capsys.readouterr().out)
+    assert f"sealed with key {key_fingerprint(old)}" in refused and "KEFU_VAULT_OLD_KEYS" in refused
+
+    monkeypatch.setenv("KEFU_VAULT_OLD_KEYS", old)
+    assert "sealed with an old key" in _flat(runner.invoke(app, ["vault", "status"]).output)
+    rotated = runner.invoke(app, ["vault", "rotate"])
+    assert rotated.exit_code == 0, rotated.output
+    assert f"re-encrypted 1 entries with key {key_fingerprint(new)}" in _flat(rotated.output)
+    monkeypatch.delenv("KEFU_VAULT_OLD_KEYS")
+    assert "vault ok" in _flat(runner.invoke(app, ["vault", "status"]).output)
+    erased = runner.invoke(app, ["vault", "purge", "--conversation", "rot"])
+    assert "erased 1 entries" in _flat(erased.output)

@@ -139,3 +139,35 @@ def test_tool_schemas_match_the_snapshot() -> None:
 def test_order_status_values_are_what_the_store_uses(store: SqlStore) -> None:
     statuses = {o.status for o in store.list_orders(CustomerId("C0001"), limit=50)}
     assert statuses <= set(OrderStatus)
+
+
+def test_update_contact_changes_the_crm_record(store: SqlStore) -> None:
+    message = run_tool(store, "C0002", "update_contact", {"phone": "+44 7700 900123", "email": "emma.new@example.com"})
+    assert message.status == "success"
+    assert message.artifact["updated"] == ["phone", "email"]
+    customer = store.get_customer(CustomerId("C0002"))
+    assert customer is not None and (customer.phone, customer.email) == ("+44 7700 900123", "emma.new@example.com")
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ({}, "Give the new phone number or e-mail address"),
+        ({"phone": "<CN_MOBILE_3>"}, "That is not a phone number"),
+        ({"phone": "12"}, "That is not a phone number"),
+        ({"email": "not-an-address"}, "That is not an e-mail address"),
+    ],
+)
+def test_update_contact_refuses_what_is_not_a_contact(store: SqlStore, args: dict[str, Any], reason: str) -> None:
+    before = store.get_customer(CustomerId("C0002"))
+    message = run_tool(store, "C0002", "update_contact", args)
+    assert message.status == "error" and reason in message.text
+    assert store.get_customer(CustomerId("C0002")) == before
+
+
+def test_update_contact_will_not_take_another_customers_email(store: SqlStore) -> None:
+    other = store.get_customer(CustomerId("C0001"))
+    assert other is not None
+    message = run_tool(store, "C0002", "update_contact", {"email": other.email.upper()})
+    assert message.status == "error" and "belongs to another account" in message.text
+    assert other.email not in message.text
