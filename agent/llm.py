@@ -153,23 +153,54 @@ class LlmGateway:
         return self._invoke(messages, **kwargs)
 
     def _guard(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+        """Mask personal data still present in any text about to leave: contents and tool-call arguments."""
         if self._redactor is None:
             return list(messages)
         guarded: list[BaseMessage] = []
         for message in messages:
-            text = message.content if isinstance(message.content, str) else None
-            spans = self._redactor.analyze(text, detect_lang(text).value) if text else []
-            if not spans or text is None:
+            update: dict[str, Any] = {}
+            kinds: set[str] = set()
+            content, found_in_content = self._mask_content(message.content)
+            if found_in_content:
+                update["content"] = content
+                kinds.update(found_in_content)
+            calls = message.tool_calls if isinstance(message, AIMessage) else []
+            masked_calls = []
+            for call in calls:
+                args = json.dumps(call["args"], ensure_ascii=False)
+                found = self._redactor.analyze(args, detect_lang(args).value)
+                kinds.update(span.entity_type for span in found)
+                masked_calls.append({**call, "args": json.loads(mask(args, found))} if found else call)
+            masked_args = sum(1 for a, b in zip(calls, masked_calls, strict=True) if a is not b)
+            if masked_args:
+                update["tool_calls"] = masked_calls
+            if not update:
                 guarded.append(message)
                 continue
-            text = mask(text, spans)
             with self._lock:
-                self.pii_blocked += len(spans)
-            log.warning(
-                "personal data reached the LLM boundary unredacted; masked %s", sorted({s.entity_type for s in spans})
-            )
-            guarded.append(message.model_copy(update={"content": text}))
+                self.pii_blocked += len(found_in_content) + masked_args
+            log.warning("personal data reached the LLM boundary unredacted; masked %s", sorted(kinds))
+            guarded.append(message.model_copy(update=update))
         return guarded
+
+    def _mask_content(self, content: str | list[Any]) -> tuple[str | list[Any], list[str]]:
+        """The content with personal data masked (text blocks one by one) and the kinds found."""
+        assert self._redactor is not None
+        if isinstance(content, str):
+            spans = self._redactor.analyze(content, detect_lang(content).value) if content else []
+            return (mask(content, spans) if spans else content), [span.entity_type for span in spans]
+        blocks: list[Any] = []
+        kinds: list[str] = []
+        for block in content:
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                text, found = self._mask_content(block["text"])
+                kinds += found
+                block = {**block, "text": text} if found else block
+            elif isinstance(block, str):
+                block, found = self._mask_content(block)
+                kinds += found
+            blocks.append(block)
+        return blocks, kinds
 
     def _invoke(self, messages: Sequence[BaseMessage], **kwargs: Any) -> AIMessage:
         if not self.available:

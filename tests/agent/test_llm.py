@@ -277,3 +277,19 @@ def test_the_boundary_lets_placeholders_and_order_numbers_through() -> None:
     gateway.reply([HumanMessage("call <CN_MOBILE_1> about order KF100234, ¥1299.00")])
     assert "<CN_MOBILE_1> about order KF100234, ¥1299.00" in model.calls[0].text
     assert gateway.pii_blocked == 0
+
+
+def test_the_boundary_masks_tool_call_arguments_and_structured_content() -> None:
+    from langchain_core.messages import HumanMessage, ToolCall
+
+    from agent.pii import PiiRedactor
+
+    model = ScriptedChatModel([reply("ok")])
+    gateway = LlmGateway(model, redactor=PiiRedactor())
+    forgetful = AIMessage("", tool_calls=[ToolCall(name="update_contact", args={"phone": "13812345678"}, id="c1")])
+    blocks = HumanMessage(content=[{"type": "text", "text": "mail me at jane.doe@example.org"}])
+    gateway.reply([forgetful, blocks])
+    sent_calls = model.calls[0].messages[0].tool_calls  # type: ignore[attr-defined]
+    assert sent_calls[0]["args"] == {"phone": "<CN_MOBILE>"}
+    assert model.calls[0].messages[1].content == [{"type": "text", "text": "mail me at <EMAIL_ADDRESS>"}]
+    assert gateway.pii_blocked == 2
