@@ -1,15 +1,22 @@
-r"""Offline PII redaction for customer messages, built on Presidio with regex recognizers only.
+r"""Offline PII redaction for customer messages, built on Presidio with regex recognizers and NER.
 
 Customer text is redacted before it reaches the model or the logs: every e-mail address,
 payment or bank card, phone number (mobile, landline, international), resident ID, passport number,
-licence plate, IP address and URL is replaced by a numbered placeholder such as ``<CN_MOBILE_1>``,
-and the original values are kept in a per-conversation *vault* so that ``restore`` can put them
-back into the reply.
+licence plate, IP address and URL, and every person's name and postal address, is replaced by a
+numbered placeholder such as ``<CN_MOBILE_1>`` or ``<PERSON_1>``, and the original values are kept
+in a per-conversation *vault* so that ``restore`` can put them back into the reply.
+
+Names and addresses (``PERSON``, ``LOCATION``) come from the NER adapters in ``agent.ner``, one
+model per language, chosen by the ``lang`` of the call (LAC for Chinese, spaCy's
+``en_core_web_sm`` for English), each wrapped in a Presidio recognizer. They are optional: a
+language whose model package is missing or fails to load logs one warning and keeps only the
+pattern recognizers.
 
 Nothing here downloads anything. Presidio's default ``AnalyzerEngine()`` fetches a spaCy model,
 so the analyzer is given an explicit NLP engine: ``OfflineNlpEngine`` tokenizes with a regular
 expression (runs of CJK ideographs, runs of other letters, runs of digits, single symbols) and
-builds a spaCy ``Doc`` over a throw-away ``Vocab``; it runs no NER. ``spacy.blank("zh")`` is no
+builds a spaCy ``Doc`` over a throw-away ``Vocab``; the engine itself runs no NER (the NER
+recognizers bring their own models, packaged and loaded from disk). ``spacy.blank("zh")`` is no
 substitute: it splits Chinese (and digits) into single characters, so a context word such as
 "手机" could never match, and blank pipelines have no lemmas. Lemmas here are the lower-cased
 tokens, which keeps Presidio's context enhancement working: a weak pattern (say a bare
@@ -37,6 +44,8 @@ from spacy.lang.zh.stop_words import STOP_WORDS as _ZH_STOP_WORDS
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from agent.ner import NameAddressTagger, NerRecognizer, load_taggers
+
 __all__ = [
     "SUPPORTED_LANGUAGES",
     "OfflineNlpEngine",
@@ -48,7 +57,7 @@ __all__ = [
 ]
 
 SUPPORTED_LANGUAGES: Final[tuple[str, ...]] = ("en", "zh")
-"""Languages the redactor analyzes; the same recognizers serve both."""
+"""Languages the redactor analyzes; the pattern recognizers serve both, each has its own NER model."""
 
 _CJK: Final = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE: Final = re.compile(rf"[{_CJK}]+|[^\W\d_{_CJK}]+|\d+|\S")
@@ -87,6 +96,8 @@ _PRIORITY: Final[Mapping[str, int]] = {
             "CN_MOBILE",
             "CN_LANDLINE",
             "PHONE_NUMBER",
+            "PERSON",
+            "LOCATION",
         )
     )
 }
@@ -654,12 +665,18 @@ _RECOGNIZERS: Final[tuple[type[PatternRecognizer], ...]] = (
 )
 
 
-def _build_analyzer(languages: tuple[str, ...]) -> AnalyzerEngine:
-    """Build an analyzer with only Kefu's recognizers and the offline NLP engine."""
+_MODEL_TYPES: Final = frozenset({"PERSON", "LOCATION"})
+"""Types found by the NER models, which make the mistakes ``known_terms`` corrects."""
+
+
+def _build_analyzer(languages: tuple[str, ...], taggers: Iterable[NameAddressTagger]) -> AnalyzerEngine:
+    """Build an analyzer with only Kefu's recognizers, the given NER taggers and the offline NLP engine."""
     registry = RecognizerRegistry(supported_languages=list(languages))
     for language in languages:
         for recognizer_type in _RECOGNIZERS:
             registry.add_recognizer(recognizer_type(language))
+    for tagger in taggers:
+        registry.add_recognizer(NerRecognizer(tagger))
     nlp_engine = OfflineNlpEngine(languages)
     nlp_engine.load()
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=list(languages))
@@ -685,34 +702,55 @@ def _resolve_overlaps(spans: Iterable[PiiSpan]) -> list[PiiSpan]:
 class PiiRedactor:
     """Finds and replaces personal data in customer messages, in English and Chinese.
 
-    Build one per process and share it: construction compiles the recognizers, and ``analyze``
-    and ``redact`` may be called from several threads at once.
+    Build one per process and share it: construction compiles the recognizers and loads the NER
+    models (once per process, a few seconds), and ``analyze`` and ``redact`` may be called from
+    several threads at once.
     """
 
-    def __init__(self, score_threshold: float = 0.4) -> None:
+    def __init__(
+        self,
+        score_threshold: float = 0.4,
+        taggers: Iterable[NameAddressTagger] | None = None,
+        known_terms: Iterable[str] = (),
+    ) -> None:
         """Build the analyzer.
 
         Args:
             score_threshold: Findings scoring below this (0 to 1) are ignored.
+            known_terms: Names that are no one's personal data, such as the catalog's product
+                names: a name or address the NER models find inside one of them is not reported
+                ("Mop" in "Robot Vacuum and Mop" is no person).
+            taggers: Name and address taggers, at most one per language; by default
+                ``agent.ner.load_taggers()``, which leaves out (with a warning) those whose model
+                cannot be loaded. Pass ``()`` to run the pattern recognizers only.
 
         Raises:
-            ValueError: If ``score_threshold`` is outside 0 to 1.
+            ValueError: If ``score_threshold`` is outside 0 to 1, or a tagger's language is not
+                supported or has two taggers.
 
         """
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be between 0 and 1, got {score_threshold}")
+        chosen = list(load_taggers(SUPPORTED_LANGUAGES) if taggers is None else taggers)
+        tagged = [tagger.language for tagger in chosen]
+        if any(lang not in SUPPORTED_LANGUAGES or tagged.count(lang) > 1 for lang in tagged):
+            raise ValueError(f"taggers must have distinct languages among {SUPPORTED_LANGUAGES}, got {tagged}")
         self._score_threshold = score_threshold
-        self._analyzer = _build_analyzer(SUPPORTED_LANGUAGES)
+        self._known_terms = "\n".join(term.lower() for term in known_terms)
+        self._analyzer = _build_analyzer(SUPPORTED_LANGUAGES, chosen)
         # Presidio makes no thread-safety promise (recognizers compile their patterns lazily and
-        # mutate themselves on first use); matching short messages takes well under a millisecond,
-        # so serializing the calls costs little.
+        # mutate themselves on first use); matching short messages takes well under a millisecond
+        # and the NER models a few, so serializing the calls costs little.
         self._lock = threading.Lock()
         for language in SUPPORTED_LANGUAGES:  # compile every pattern now, not on the first request
             self.analyze("warm-up a@b.co +1 415-555-0123", language)
 
     @property
     def supported_entities(self) -> list[str]:
-        """Every entity type some recognizer can report, in either language."""
+        """Every entity type some recognizer can report, in either language.
+
+        ``PERSON`` and ``LOCATION`` are included when an NER model is loaded for either language.
+        """
         found: set[str] = set()
         for lang in SUPPORTED_LANGUAGES:
             found.update(self._analyzer.get_supported_entities(language=lang))
@@ -721,7 +759,8 @@ class PiiRedactor:
     def analyze(self, text: str, lang: str) -> list[PiiSpan]:
         """Find personal data in ``text``.
 
-        Placeholders already in the text (``<EMAIL_ADDRESS_1>``) are never reported, and
+        Names and addresses are looked for with the NER model of ``lang`` only (none if it was not
+        loaded). Placeholders already in the text (``<EMAIL_ADDRESS_1>``) are never reported, and
         overlapping findings are resolved: the longest wins, then the more specific type (a resident
         ID over a card or phone number, a mobile over a landline), then the highest score.
 
@@ -747,9 +786,17 @@ class PiiRedactor:
         spans = (
             PiiSpan(r.entity_type, r.start, r.end, text[r.start : r.end], float(r.score))
             for r in results
-            if all(r.end <= start or end <= r.start for start, end in protected)
+            if all(r.end <= start or end <= r.start for start, end in protected) and not self._known(r, text)
         )
         return _resolve_overlaps(spans)
+
+    def _known(self, result: RecognizerResult, text: str) -> bool:
+        """A model-found name or address that is part of a known term, such as a product name."""
+        return (
+            result.entity_type in _MODEL_TYPES
+            and bool(self._known_terms)
+            and text[result.start : result.end].lower() in self._known_terms
+        )
 
     def redact(self, text: str, lang: str, vault: Mapping[str, str] | None = None) -> Redaction:
         """Replace personal data in ``text`` by placeholders.

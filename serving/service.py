@@ -134,7 +134,8 @@ class KefuService:
             if base_url:
                 model = make_chat_model(settings, base_url)
         store = SqlStore(engine)
-        redactor = PiiRedactor()
+        products = store.product_names()
+        redactor = PiiRedactor(known_terms=[name for _sku, *names in products for name in names])
         gateway = LlmGateway(model, settings.llm_cooldown_s, redactor) if model is not None else None
         policy = Policy.load(settings.policy_file)
         deps = AgentDeps(
@@ -144,7 +145,7 @@ class KefuService:
             ),
             redactor=redactor,
             tools=tools or ToolRegistry(),
-            catalog=CatalogMatcher(store.product_names()),
+            catalog=CatalogMatcher(products),
         )
         graph = build_graph(deps, sqlite_checkpointer(settings.checkpoint_path))
         warmer = None

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import spacy.cli
 
+from agent.ner import LacTagger
 from agent.pii import OfflineNlpEngine, PiiRedactor, PiiSpan, restore
 
 LANGS = ("en", "zh")
@@ -616,3 +617,51 @@ def test_new_entities_round_trip(redactor: PiiRedactor, lang: str) -> None:
     again = redactor.redact(f"再说一次{VALID_ID}和{MISTYPED_ID}", lang, red.vault)
     assert again.text == "再说一次<CN_RESIDENT_ID_1>和<CN_RESIDENT_ID_2>"
     assert restore(again.text, again.vault) == f"再说一次{VALID_ID}和{MISTYPED_ID}"
+
+
+# --- names and addresses (NER) ----------------------------------------------------------------
+
+
+def test_names_and_addresses_get_placeholders_and_round_trip(redactor: PiiRedactor) -> None:
+    """Chinese names and a full address become <PERSON_n> and one <LOCATION_1>; restore() undoes it."""
+    text = "收件人王芳，手机13812345678，地址上海市浦东新区张江路88号，备用联系人李建国。"
+    red = redactor.redact(text, "zh")
+    assert red.text == "收件人<PERSON_1>，手机<CN_MOBILE_1>，地址<LOCATION_1>，备用联系人<PERSON_2>。"
+    assert red.vault["<LOCATION_1>"] == "上海市浦东新区张江路88号"
+    assert restore(red.text, red.vault) == text
+    again = redactor.redact("王芳说欧阳娜娜也要一台", "zh", red.vault)
+    assert again.text == "<PERSON_1>说<PERSON_3>也要一台"
+    assert restore(again.text, again.vault) == "王芳说欧阳娜娜也要一台"
+
+
+def test_english_names_and_addresses_round_trip(redactor: PiiRedactor) -> None:
+    text = "I'm Emma Clark, please ship to 12 Oak Street, Boston, MA 02115 and mail emma@example.com."
+    red = redactor.redact(text, "en")
+    assert red.text == "I'm <PERSON_1>, please ship to <LOCATION_1> and mail <EMAIL_ADDRESS_1>."
+    assert restore(red.text, red.vault) == text
+
+
+def test_ner_leaves_placeholders_and_business_words_alone(redactor: PiiRedactor) -> None:
+    """Earlier placeholders, products, roles and cities are not names or addresses."""
+    assert found(redactor, "<PERSON_1>说<LOCATION_1>收不到，找客服", "zh") == []
+    assert found(redactor, "扫地机器人寄到北京要几天？订单KF100234", "zh") == []
+    assert found(redactor, "Ask <PERSON_1> whether the Lumo Air Pro ships to London", "en") == []
+
+
+def test_supported_entities_follow_the_loaded_taggers(redactor: PiiRedactor) -> None:
+    assert {"PERSON", "LOCATION"} <= set(redactor.supported_entities)
+    patterns_only = PiiRedactor(taggers=())
+    assert "PERSON" not in patterns_only.supported_entities
+    assert found(patterns_only, "收件人王芳，手机13812345678", "zh") == [("CN_MOBILE", "13812345678")]
+
+
+def test_one_tagger_per_supported_language() -> None:
+    with pytest.raises(ValueError, match="distinct languages"):
+        PiiRedactor(taggers=(LacTagger(), LacTagger()))
+
+
+def test_known_terms_are_never_names_or_addresses() -> None:
+    """A product name is no one's personal data, whatever the NER model thinks of its words."""
+    text = "Is the Nestia X1 Robot Vacuum and Mop in stock? My name is Priya Natarajan."
+    catalog = PiiRedactor(known_terms=["Nestia X1 Robot Vacuum and Mop", "扫拖一体机器人 X1"])
+    assert [(s.entity_type, s.text) for s in catalog.analyze(text, "en")] == [("PERSON", "Priya Natarajan")]
