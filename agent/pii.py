@@ -29,6 +29,7 @@ CJK characters are word characters, so ``\b`` never fires inside "我的手机�
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import threading
 import unicodedata
@@ -37,7 +38,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
-from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry, RecognizerResult
+from presidio_analyzer import (
+    AnalyzerEngine,
+    EntityRecognizer,
+    Pattern,
+    PatternRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
 from spacy.lang.en.stop_words import STOP_WORDS as _EN_STOP_WORDS
 from spacy.lang.zh.stop_words import STOP_WORDS as _ZH_STOP_WORDS
@@ -55,6 +63,10 @@ __all__ = [
     "mask",
     "restore",
 ]
+
+logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
+# At DEBUG, Presidio logs every context word list it checks: the personal data itself. Kefu's logs
+# must hold placeholders only, whatever level an operator turns on.
 
 SUPPORTED_LANGUAGES: Final[tuple[str, ...]] = ("en", "zh")
 """Languages the redactor analyzes; the pattern recognizers serve both, each has its own NER model."""
@@ -438,6 +450,8 @@ class _NationalPhoneRecognizer(_PhoneRecognizer):
                     0.3,
                 ),
                 Pattern("ten digits (context)", rf"{_L}[0-9]{{10}}{_R}", 0.3),
+                # British style: a five-digit trunk code and six digits ("07907 117568").
+                Pattern("trunk 5 + 6 (context)", rf"{_L}0[0-9]{{4}} [0-9]{{6}}{_R}", 0.3),
             ],
             context=_NATIONAL_PHONE_CONTEXT,
         )
@@ -665,6 +679,47 @@ _RECOGNIZERS: Final[tuple[type[PatternRecognizer], ...]] = (
 )
 
 
+_NAME_WORD: Final = r"[A-Za-z][A-Za-z'\-]+"
+_CUED_NAME_RE: Final = re.compile(
+    r"(?:(?i:my name is|my name's|name is|name:|recipient is|recipient:|addressed to|signed,|regards,)\s*"
+    rf"(?P<en>{_NAME_WORD}(?: {_NAME_WORD}){{0,2}})(?![0-9A-Za-z])"
+    rf"|(?:我叫|我的名字是|名字是|姓名[:：]?|收件人(?:是|写|改成|为)?[:：]?|联系人(?:是|为)?[:：]?)\s*"
+    rf"(?P<zh>[{_CJK}]{{2,4}}(?=[，。,.！!？?\s]|$)|{_NAME_WORD}(?: {_NAME_WORD}){{0,2}}(?![0-9A-Za-z])))"
+)
+"""A name right after words that introduce one ("my name is", "我叫", "收件人"), in any case.
+
+The NER models miss lower-case names ("my name is paloma lachance") and Latin names in Chinese
+text ("收件人写Omar Kowalski"); after such a cue a name is what follows.
+"""
+
+
+class _CuedNameRecognizer(EntityRecognizer):
+    """Person names introduced by a cue phrase, in both languages."""
+
+    def __init__(self, language: str) -> None:
+        super().__init__(supported_entities=["PERSON"], name="KefuCuedNameRecognizer", supported_language=language)
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        """Names after cue phrases, without trailing stop words ("my name is Li and ...")."""
+        results: list[RecognizerResult] = []
+        for match in _CUED_NAME_RE.finditer(text):
+            group = "en" if match.group("en") else "zh"
+            start, end = match.span(group)
+            words = text[start:end].split(" ")
+            while words and words[-1].lower() in _STOP_WORDS["en"]:
+                words.pop()
+            if not words or words[0].lower() in _STOP_WORDS["en"] or text[start:end] in _STOP_WORDS["zh"]:
+                continue
+            end = start + len(" ".join(words))
+            results.append(RecognizerResult("PERSON", start, end, 0.7))
+        return results
+
+
 _MODEL_TYPES: Final = frozenset({"PERSON", "LOCATION"})
 """Types found by the NER models, which make the mistakes ``known_terms`` corrects."""
 
@@ -675,6 +730,8 @@ def _build_analyzer(languages: tuple[str, ...], taggers: Iterable[NameAddressTag
     for language in languages:
         for recognizer_type in _RECOGNIZERS:
             registry.add_recognizer(recognizer_type(language))
+    for language in languages:
+        registry.add_recognizer(_CuedNameRecognizer(language))
     for tagger in taggers:
         registry.add_recognizer(NerRecognizer(tagger))
     nlp_engine = OfflineNlpEngine(languages)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -651,8 +652,9 @@ def test_ner_leaves_placeholders_and_business_words_alone(redactor: PiiRedactor)
 def test_supported_entities_follow_the_loaded_taggers(redactor: PiiRedactor) -> None:
     assert {"PERSON", "LOCATION"} <= set(redactor.supported_entities)
     patterns_only = PiiRedactor(taggers=())
-    assert "PERSON" not in patterns_only.supported_entities
-    assert found(patterns_only, "收件人王芳，手机13812345678", "zh") == [("CN_MOBILE", "13812345678")]
+    assert "LOCATION" not in patterns_only.supported_entities
+    assert "PERSON" in patterns_only.supported_entities  # names after "my name is", "我叫" need no model
+    assert found(patterns_only, "王芳的手机13812345678", "zh") == [("CN_MOBILE", "13812345678")]
 
 
 def test_one_tagger_per_supported_language() -> None:
@@ -665,3 +667,30 @@ def test_known_terms_are_never_names_or_addresses() -> None:
     text = "Is the Nestia X1 Robot Vacuum and Mop in stock? My name is Priya Natarajan."
     catalog = PiiRedactor(known_terms=["Nestia X1 Robot Vacuum and Mop", "扫拖一体机器人 X1"])
     assert [(s.entity_type, s.text) for s in catalog.analyze(text, "en")] == [("PERSON", "Priya Natarajan")]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "name"),
+    [
+        ("my name is paloma lachance and I need help", "en", "paloma lachance"),
+        ("收件人写Omar Kowalski，是我家人。", "zh", "Omar Kowalski"),
+        ("我叫李雷。", "zh", "李雷"),
+        ("Kind regards, Tom", "en", "Tom"),
+    ],
+)
+def test_a_name_after_a_cue_is_found_in_any_case_and_script(
+    redactor: PiiRedactor, text: str, lang: str, name: str
+) -> None:
+    assert ("PERSON", name) in [(s.entity_type, s.text) for s in redactor.analyze(text, lang)]
+
+
+@pytest.mark.parametrize("text", ["my name is in the order", "name: KF100234", "my name is on the invoice"])
+def test_a_cue_without_a_name_finds_nothing(redactor: PiiRedactor, text: str) -> None:
+    assert [s for s in redactor.analyze(text, "en") if s.entity_type == "PERSON"] == []
+
+
+def test_presidio_debug_logs_never_carry_the_data(redactor: PiiRedactor, caplog: pytest.LogCaptureFixture) -> None:
+    """Presidio logs the context words it checks at DEBUG; Kefu keeps that logger quieter."""
+    with caplog.at_level(logging.DEBUG):
+        redactor.analyze("手机13812345678，身份证11010519491231002X", "zh")
+    assert "13812345678" not in caplog.text and "11010519491231002X" not in caplog.text
