@@ -87,6 +87,8 @@ IGNORED_WORDS: Final[frozenset[str]] = frozenset(
         # Roles and products customers address or mention, never a person's name.
         "客服", "人工", "人工客服", "机器人", "扫地机器人", "小哥", "快递员", "快递小哥", "师傅", "老板", "掌柜",
         "亲", "亲亲", "客官", "店家", "卖家", "买家", "商家", "收件人", "寄件人",
+        # Technical words of the prompts and tool results the LLM boundary analyzes on every call.
+        "json", "api", "sku", "faq", "id", "url", "http", "https", "html", "ok",
     }
 )  # fmt: skip
 """Lower-cased words that never make a name: a name containing one of them is dropped."""

@@ -165,6 +165,11 @@ class SqlStore:
             open_tickets=open_tickets,
         )
 
+    def carrier_names(self) -> list[str]:
+        """Every carrier that appears on an order, for telling them apart from people's names."""
+        with self._session() as session:
+            return sorted(c for c in session.scalars(select(OrderRow.carrier).distinct()) if c)
+
     def update_contact(self, customer_id: CustomerId, *, phone: str | None, email: str | None) -> Customer:
         """Change the customer's phone number and/or e-mail address; None leaves a field as it is.
 

@@ -135,7 +135,9 @@ class KefuService:
                 model = make_chat_model(settings, base_url)
         store = SqlStore(engine)
         products = store.product_names()
-        redactor = PiiRedactor(known_terms=[name for _sku, *names in products for name in names])
+        # The catalog's and the carriers' names are no one's personal data, whatever NER thinks.
+        known_terms = [name for _sku, *names in products for name in names] + store.carrier_names()
+        redactor = PiiRedactor(known_terms=known_terms)
         gateway = LlmGateway(model, settings.llm_cooldown_s, redactor) if model is not None else None
         policy = Policy.load(settings.policy_file)
         deps = AgentDeps(

@@ -289,3 +289,14 @@ def test_concurrent_analysis_with_ner_is_consistent(redactor: PiiRedactor) -> No
         results = list(pool.map(lambda message: redactor.analyze(*message), messages))
     assert results == expected
     assert all(any(span.entity_type == "PERSON" for span in spans) for spans in results)
+
+
+def test_technical_words_of_the_prompts_are_no_names() -> None:
+    """The LLM boundary analyzes every prompt; "JSON" must not become a placeholder there."""
+    from agent.pii import PiiRedactor
+    from prompts import load_prompt
+
+    redactor = PiiRedactor()
+    for name in ("understand", "respond"):
+        for lang in ("en", "zh"):
+            assert redactor.analyze(load_prompt(name, lang), lang) == []

@@ -229,3 +229,9 @@ def test_seeding_is_fast(tmp_path: Path) -> None:
     started = time.perf_counter()
     seed(engine)
     assert time.perf_counter() - started < 5.0
+
+
+def test_the_store_names_its_carriers(seeded: tuple[Engine, SeedSummary]) -> None:
+    """The redactor is told these are no one's names (spaCy takes "JD Logistics" for a person)."""
+    engine, _ = seeded
+    assert SqlStore(engine).carrier_names() == ["DHL", "EMS", "JD Logistics", "SF Express", "ZTO"]
