@@ -98,6 +98,8 @@ _LANGUAGE_NAMES: Final = {"zh": "Chinese", "en": "English"}
 _CJK: Final = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_RE: Final = re.compile(f"[{_CJK}]")
 _LATIN_RE: Final = re.compile(r"[A-Za-z]")
+_LATIN_WORD_RE: Final = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]?[a-z]{2,}(?![A-Za-z0-9])")
+"""A Latin word with lower-case letters: what a name looks like, unlike "KF100234" or "SKU"."""
 _PLACEHOLDER_RE: Final = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 """A placeholder ``agent.pii`` writes (``<CN_MOBILE_1>``); blanked out before tagging."""
 
@@ -124,9 +126,10 @@ _EN_STREET_WORDS: Final = (
     "Parkway|Pkwy|Highway|Hwy|Way|Close|Crescent|Row|Alley|Grove|Gardens|Circle|Walk|Mews"
 )
 _EN_STREET_RE: Final = re.compile(
-    rf"(?<![\w.-])[0-9]{{1,6}}[A-Za-z]?(?:[/-][0-9]{{1,5}})?,? +(?:{_EN_WORD} +){{0,3}}(?:{_EN_STREET_WORDS})\b\.?"
+    rf"(?<![A-Za-z0-9_.-])[0-9]{{1,6}}[A-Za-z]?(?:[/-][0-9]{{1,5}})?,? +"
+    rf"(?:{_EN_WORD} +){{0,3}}(?:{_EN_STREET_WORDS})\b\.?"
 )
-_EN_HOUSE_NUMBER_BEFORE_RE: Final = re.compile(r"(?<![\w.-])[0-9]{1,6}[A-Za-z]? +$")
+_EN_HOUSE_NUMBER_BEFORE_RE: Final = re.compile(r"(?<![A-Za-z0-9_.-])[0-9]{1,6}[A-Za-z]? +$")
 _EN_UNIT_RE: Final = re.compile(
     r"[ \t]*,?[ \t]*\n?[ \t]*(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|#)\.? ?#?[0-9][0-9A-Za-z-]{0,5}\b"
 )
@@ -269,7 +272,7 @@ def _lac_words(pairs: Sequence[tuple[str, str]], text: str) -> list[_Word]:
 
 def _zh_names(words: Iterable[_Word]) -> Iterator[NerSpan]:
     for word in words:
-        if word.tag == "PER" and _ZH_NAME_RE.fullmatch(word.text) and not _ignored(word.text, _ZH_STOPS):
+        if word.tag == "PER" and _ZH_NAME_RE.fullmatch(word.text) and not _ignored(word.text, _ZH_STOPS | _EN_STOPS):
             yield NerSpan(PERSON, word.start, word.end)
 
 
@@ -448,16 +451,25 @@ class NerRecognizer(EntityRecognizer):
     never reported and never merged into an address.
     """
 
-    def __init__(self, tagger: NameAddressTagger) -> None:
-        """Wrap ``tagger``; its language is the recognizer's.
+    def __init__(self, tagger: NameAddressTagger, language: str | None = None) -> None:
+        """Wrap ``tagger`` for calls in ``language`` (by default the tagger's own).
+
+        Customers mix scripts ("收件人写Omar Kowalski", "ship to 上海市…"), so each tagger also
+        serves the other language: it still only looks at text in its own script, and the English
+        model runs on a Chinese message only when the message holds a Latin word in lower or title
+        case (a name), not for order numbers such as "KF100234".
 
         Args:
             tagger: The model adapter; loaded now if no tagger of its kind was.
+            language: The language of the calls this recognizer serves.
 
         """
         self._tagger = tagger
         self._label = f"Kefu{type(tagger).__name__}"
-        super().__init__(supported_entities=list(NER_ENTITIES), name=self._label, supported_language=tagger.language)
+        self._foreign = language is not None and language != tagger.language
+        super().__init__(
+            supported_entities=list(NER_ENTITIES), name=self._label, supported_language=language or tagger.language
+        )
 
     def load(self) -> None:
         """Load the tagger's model."""
@@ -468,7 +480,7 @@ class NerRecognizer(EntityRecognizer):
     ) -> list[RecognizerResult]:
         """Tag ``text`` and return the spans of the requested types."""
         wanted = set(entities) & set(NER_ENTITIES)
-        if not wanted:
+        if not wanted or (self._foreign and self._tagger.language == "en" and not _LATIN_WORD_RE.search(text)):
             return []
         blanked = _PLACEHOLDER_RE.sub(lambda match: " " * len(match.group()), text)
         return [

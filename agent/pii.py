@@ -733,7 +733,8 @@ def _build_analyzer(languages: tuple[str, ...], taggers: Iterable[NameAddressTag
     for language in languages:
         registry.add_recognizer(_CuedNameRecognizer(language))
     for tagger in taggers:
-        registry.add_recognizer(NerRecognizer(tagger))
+        for language in languages:
+            registry.add_recognizer(NerRecognizer(tagger, language))
     nlp_engine = OfflineNlpEngine(languages)
     nlp_engine.load()
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=list(languages))

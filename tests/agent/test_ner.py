@@ -218,14 +218,14 @@ def test_recognizer_reports_only_the_requested_types() -> None:
     assert recognizer.supported_language == "zh"
 
 
-def test_tagger_is_chosen_by_the_language_of_the_call(redactor: PiiRedactor) -> None:
-    """The English model never sees a zh call, nor LAC an en call (no cue words: those work in both)."""
+def test_each_model_reads_its_own_script_whatever_the_call_language(redactor: PiiRedactor) -> None:
+    """LAC finds the Chinese, spaCy the English, whichever language the message was detected as."""
     zh_text = "王芳住在上海市浦东新区张江路88号"
     en_text = "John Smith lives at 12 Oak Street, Boston, MA 02115"
     assert {s.entity_type for s in redactor.analyze(zh_text, "zh")} == {"PERSON", "LOCATION"}
     assert {s.entity_type for s in redactor.analyze(en_text, "en")} == {"PERSON", "LOCATION"}
-    assert redactor.analyze(zh_text, "en") == []
-    assert redactor.analyze(en_text, "zh") == []
+    assert redactor.analyze(zh_text, "en") == redactor.analyze(zh_text, "zh")
+    assert redactor.analyze(en_text, "zh") == redactor.analyze(en_text, "en")
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -300,3 +300,31 @@ def test_technical_words_of_the_prompts_are_no_names() -> None:
     for name in ("understand", "respond"):
         for lang in ("en", "zh"):
             assert redactor.analyze(load_prompt(name, lang), lang) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        ("收件人写Omar Kowalski，是我家人。", "zh", ("PERSON", "Omar Kowalski")),
+        (
+            "发票寄到1457 Oakmere Terrace, Portland, OR 97236。",
+            "zh",
+            ("LOCATION", "1457 Oakmere Terrace, Portland, OR 97236"),
+        ),
+        ("Please ship it to 上海市浦东新区张江路88号 today", "en", ("LOCATION", "上海市浦东新区张江路88号")),
+    ],
+)
+def test_mixed_script_messages_get_both_models(text: str, lang: str, expected: tuple[str, str]) -> None:
+    """Customers mix scripts; each model looks at its own script whatever the message's language."""
+    from agent.pii import PiiRedactor
+
+    assert expected in [(s.entity_type, s.text) for s in PiiRedactor().analyze(text, lang)]
+
+
+def test_an_english_sentence_start_is_no_chinese_name() -> None:
+    from agent.pii import PiiRedactor
+
+    text = "The new delivery address is 武汉市洪山区张杨路2121号25栋2307室."
+    assert [(s.entity_type, s.text) for s in PiiRedactor().analyze(text, "zh")] == [
+        ("LOCATION", "武汉市洪山区张杨路2121号25栋2307室")
+    ]
