@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MODEL ?= qwen2.5-coder-1.5b
 E2E_MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: run test setup llama-server browser lint typecheck contracts pytest bench-e2e clean
+.PHONY: run test setup llama-server browser lint typecheck contracts pytest bench-e2e leak-test clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ test: lint typecheck contracts pytest
 bench-e2e: setup llama-server
 	@$(BIN)/kefu models fetch --model $(MODEL) >/dev/null
 	$(BIN)/python -m evals.e2e_latency --model $(MODEL)
+
+leak-test: setup
+	$(BIN)/python -m evals.pii_leak --conversations $(or $(CONVERSATIONS),600) --out evals/results/pii_leak.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage
