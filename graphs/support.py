@@ -416,7 +416,13 @@ class _Nodes:
             text, route = compose(Intent(state["intent"]), results, lang), "rules"
         context = runtime.context
         known = set(conversation_vault(context).entries(context.conversation_id).values())
-        text = mask(text, [s for s in self.deps.redactor.analyze(text, lang.value) if s.text not in known])
+        foreign = [s for s in self.deps.redactor.analyze(text, lang.value) if s.text not in known]
+        if foreign:
+            # Recorded by type only: the values themselves must not reach the logs either.
+            log.warning(
+                "reply guard masked personal data not in the vault: %s", sorted({s.entity_type for s in foreign})
+            )
+            text = mask(text, foreign)
         return {"messages": [AIMessage(text, id=last.id)], "route": route}
 
 

@@ -169,12 +169,16 @@ def test_personal_data_never_reaches_the_model_and_comes_back_to_the_customer(ma
     assert result.tools == ["open_ticket"]
 
 
-def test_leaked_personal_data_in_model_output_is_masked(make_service: Factory) -> None:
+def test_leaked_personal_data_in_model_output_is_masked(
+    make_service: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
     model = ScriptedChatModel([reply("Your tier is GOLD; contact boss@evil.example.com")])
     intents = ScriptedIntents({"tier": sure("account_profile")})
     result = make_service(model, intents).chat("c10", "C0002", "what is my membership tier?")
     assert "boss@evil.example.com" not in result.reply
     assert "<EMAIL_ADDRESS>" in result.reply
+    assert "reply guard masked personal data not in the vault: ['EMAIL_ADDRESS']" in caplog.text
+    assert "boss@evil" not in caplog.text
 
 
 def test_order_number_carries_over_to_the_follow_up(make_service: Factory, store: SqlStore) -> None:
