@@ -5,16 +5,12 @@
 from __future__ import annotations
 
 import logging
-import socket
-import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import spacy.cli
 
 from agent import ner
 from agent.ner import LacTagger, NameAddressTagger, NerRecognizer, SpacyTagger, load_taggers
@@ -45,27 +41,6 @@ def fresh_models(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget the process's loaded models, so that the next use loads them again."""
     monkeypatch.setattr(ner, "_LAC_MODEL", ner._Shared(ner._load_lac))
     monkeypatch.setattr(ner, "_SPACY_MODEL", ner._Shared(ner._load_spacy))
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Make every socket connection, subprocess and spaCy download fail, and record attempts."""
-    attempts: list[str] = []
-
-    def refuse(what: str) -> Any:
-        def _refuse(*args: object, **kwargs: object) -> None:
-            attempts.append(what)
-            raise OSError(f"network disabled in tests: {what}")
-
-        return _refuse
-
-    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
-    monkeypatch.setattr(socket, "create_connection", refuse("socket.create_connection"))
-    monkeypatch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
-    monkeypatch.setattr(subprocess, "Popen", refuse("subprocess.Popen"))
-    monkeypatch.setattr(spacy.cli, "download", refuse("spacy.cli.download"))
-    yield attempts
 
 
 def tagged(tagger: NameAddressTagger, text: str) -> list[tuple[str, str]]:
