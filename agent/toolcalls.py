@@ -20,6 +20,8 @@ __all__ = ["parse_tool_calls", "strip_tool_text"]
 
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+_TEMPLATE_TAGS = re.compile(r"</?(?:tools|tool_call|tool_response)>")
+"""Chat-template markup small models echo (Qwen's ``<tools></tools>``): never text for a customer."""
 
 
 def parse_tool_calls(message: AIMessage, known: Collection[str]) -> list[ToolCall]:
@@ -50,7 +52,7 @@ def strip_tool_text(text: str, known: Collection[str]) -> str:
     for _value, start, end in reversed(list(_spans(text))):
         if _looks_like_call(text[start:end], known):
             text = text[:start] + text[end:]
-    return text.strip()
+    return _TEMPLATE_TAGS.sub("", text).strip()
 
 
 def _looks_like_call(candidate: str, known: Collection[str]) -> bool:

@@ -213,3 +213,9 @@ def test_strip_trims_whitespace() -> None:
 def test_strip_keeps_json_that_names_no_known_tool() -> None:
     text = 'Top pick: {"name": "Lumo Air Pro", "price": 899}. Want it?'
     assert strip_tool_text(text, KNOWN) == text
+
+
+def test_strip_drops_echoed_chat_template_markup() -> None:
+    """The 1.5B model once answered "<tools></tools>" (its chat template's markup) as the reply."""
+    assert strip_tool_text("<tools></tools>", {"lookup_order"}) == ""
+    assert strip_tool_text("Your order shipped.</tool_call>", {"lookup_order"}) == "Your order shipped."
