@@ -166,12 +166,13 @@ class LlmGateway:
                 kinds.update(found_in_content)
             calls = message.tool_calls if isinstance(message, AIMessage) else []
             masked_calls = []
+            masked_args = 0
             for call in calls:
                 args = json.dumps(call["args"], ensure_ascii=False)
                 found = self._redactor.analyze(args, detect_lang(args).value)
                 kinds.update(span.entity_type for span in found)
+                masked_args += bool(found)
                 masked_calls.append({**call, "args": json.loads(mask(args, found))} if found else call)
-            masked_args = sum(1 for a, b in zip(calls, masked_calls, strict=True) if a is not b)
             if masked_args:
                 update["tool_calls"] = masked_calls
             if not update:

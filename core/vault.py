@@ -149,19 +149,14 @@ class PiiVault:
                 self._seal(session)
                 return
             sealed_with = meta.get(_FINGERPRINT, b"?").decode()
-            try:
-                self._current.decrypt(meta[_CHECK])
+            if _opens(self._current, meta[_CHECK]):
                 return
-            except InvalidToken:
-                pass
-            try:
-                self._fernet.decrypt(meta[_CHECK])
-            except InvalidToken:
+            if not _opens(self._fernet, meta[_CHECK]):
                 raise VaultKeyError(
                     f"the vault key (fingerprint {self._fingerprint}) does not open this vault, which was "
                     f"sealed with key {sealed_with}. If the key was rotated, set KEFU_VAULT_OLD_KEYS to the "
                     "previous key and run `kefu vault rotate`."
-                ) from None
+                )
             self.needs_rotation = True
             log.warning(
                 "the PII vault is sealed with an old key (%s); run `kefu vault rotate` to re-encrypt it with %s",
@@ -248,6 +243,14 @@ class PiiVault:
         self.needs_rotation = False
         log.info("re-encrypted %d vault entries with key %s", len(rows), self._fingerprint)
         return len(rows)
+
+
+def _opens(fernet: Fernet | MultiFernet, token: bytes) -> bool:
+    try:
+        fernet.decrypt(token)
+    except InvalidToken:
+        return False
+    return True
 
 
 def _now() -> datetime:
