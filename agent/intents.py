@@ -28,7 +28,7 @@ import sklearn
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 
-from agent.embeddings import SentenceEncoder
+from core.embeddings import SentenceEncoder
 from core.errors import ConfigError, ModelError
 
 __all__ = ["Example", "IntentModel", "Ranked", "default_examples", "load_examples", "load_or_train"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.ports import PiiVaultPort, SupportStore
+from core.ports import KnowledgePort, PiiVaultPort, SupportStore
 from core.types import Channel, ConversationId, CustomerId, Lang
 
 __all__ = ["SupportContext"]
@@ -26,3 +26,5 @@ class SupportContext:
     """Language the client asked for; None lets Kefu detect it per message."""
     vault: PiiVaultPort | None = None
     """The conversation's placeholders; the graph refuses to run without one, tools never need it."""
+    knowledge: KnowledgePort | None = None
+    """Documents and the product graph; None when the knowledge base is not loaded (tools say so)."""

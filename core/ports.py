@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from core.types import (
+    Comparison,
     ConversationId,
     Customer,
     CustomerId,
     CustomerProfile,
+    Lang,
     Order,
     OrderId,
+    Passage,
     Product,
+    Recommendation,
+    Sku,
     Ticket,
     TicketKind,
     TurnAudit,
 )
 
-__all__ = ["PiiVaultPort", "SupportStore"]
+__all__ = ["KnowledgePort", "PiiVaultPort", "SupportStore"]
 
 
 @runtime_checkable
@@ -65,6 +70,10 @@ class SupportStore(Protocol):
         """Return catalog entries whose names, category, features or scenarios match ``query``."""
         ...
 
+    def list_products(self) -> list[Product]:
+        """The whole catalog, ordered by SKU."""
+        ...
+
     def product_names(self) -> list[tuple[str, str, str]]:
         """Every product as ``(sku, name_en, name_zh)``, for finding products named in a message."""
         ...
@@ -92,4 +101,46 @@ class PiiVaultPort(Protocol):
 
     def add(self, conversation_id: str, entries: Mapping[str, str]) -> None:
         """Store new placeholders (known ones are kept) and extend the conversation's retention."""
+        ...
+
+
+@runtime_checkable
+class KnowledgePort(Protocol):
+    """The knowledge layer as tools see it: company documents and the product graph."""
+
+    def search(
+        self,
+        query: str,
+        *,
+        lang: Lang | None = None,
+        category: str | None = None,
+        product: Sku | None = None,
+        limit: int = 5,
+    ) -> list[Passage]:
+        """Passages for ``query``, best first; filters narrow by language, category or product."""
+        ...
+
+    def recommend(
+        self,
+        need: str,
+        *,
+        lang: Lang,
+        owned: Sequence[Sku] = (),
+        preferred_categories: Sequence[str] = (),
+        limit: int = 3,
+    ) -> list[Recommendation]:
+        """Products for a need, ranked, each with its graph path and confidence.
+
+        ``owned`` (from the order history) are not recommended again; ``preferred_categories``
+        (what the customer usually buys) break ties.
+        """
+        ...
+
+    def compare(self, skus: Sequence[Sku], *, lang: Lang) -> Comparison:
+        """Two to four products side by side.
+
+        Raises:
+            InvalidInputError: fewer than two or more than four products.
+            NotFoundError: an unknown SKU.
+        """
         ...

@@ -263,6 +263,11 @@ class SqlStore:
             )
             return [_product(row) for row in ranked[:limit]]
 
+    def list_products(self) -> list[Product]:
+        """The whole catalog, ordered by SKU."""
+        with self._session() as session:
+            return [_product(row) for row in session.scalars(select(ProductRow).order_by(ProductRow.sku))]
+
     def product_names(self) -> list[tuple[str, str, str]]:
         """Every product as ``(sku, name_en, name_zh)``."""
         with self._session() as session:

@@ -10,16 +10,21 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "Channel",
+    "Comparison",
+    "ComparisonRow",
     "ConversationId",
     "Customer",
     "CustomerId",
     "CustomerProfile",
     "Lang",
+    "NextBestAction",
     "Order",
     "OrderId",
     "OrderItem",
     "OrderStatus",
+    "Passage",
     "Product",
+    "Recommendation",
     "Sku",
     "Ticket",
     "TicketId",
@@ -199,3 +204,67 @@ class TurnAudit(_View):
     route: str
     llm_calls: int
     latency_ms: float
+
+
+class Passage(_View):
+    """One retrieved chunk of a company document (FAQ, policy, manual)."""
+
+    id: str
+    """Chunk id, unique in the knowledge base: ``<source>#<n>``."""
+    source: str
+    """The document it came from, as ingested (a path relative to the ingest root)."""
+    title: str
+    """Document title and section heading."""
+    text: str
+    score: float
+    """Hybrid relevance in [0, 1]: vector similarity and keyword (BM25) coverage combined."""
+    lang: Lang
+    category: str
+    """``returns``, ``shipping``, ``warranty``, ``payment``, ``membership``, ``privacy``, ``product``, ..."""
+    products: list[Sku] = []
+    """Catalog products the passage is about, if any."""
+
+
+class Recommendation(_View):
+    """A product suggested for a need, with the graph path that explains it."""
+
+    sku: Sku
+    name_en: str
+    name_zh: str
+    price: float
+    in_stock: bool
+    confidence: float
+    """In [0, 1]: how well the need matched the graph and how direct the path is."""
+    rationale: str
+    """The path read from the need to the product, in the customer's language, e.g.
+    ``养宠家庭 ← SUITS ← 毛发防缠绕 ← HAS_FEATURE ← Nestia X1 扫拖一体机器人``."""
+    path: list[str]
+    """Graph entity ids along the rationale, need first, product last."""
+
+
+class ComparisonRow(_View):
+    """One attribute of a comparison, with each product's value (in request order)."""
+
+    attribute: str
+    values: list[str]
+
+
+class Comparison(_View):
+    """Products side by side, from the catalog and the graph."""
+
+    skus: list[Sku]
+    names: list[str]
+    rows: list[ComparisonRow]
+    shared_features: list[str]
+    """Features every compared product has."""
+
+
+class NextBestAction(_View):
+    """What the shop should do next for a customer, and why."""
+
+    customer_id: CustomerId
+    action: str
+    """``recommend_accessory``, ``recommend_product``, ``resolve_open_ticket``, ``retention_offer`` or ``none``."""
+    product_id: Sku | None
+    confidence: float
+    rationale: str

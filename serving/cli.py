@@ -184,7 +184,7 @@ def intents_train(
     out: Annotated[Path | None, typer.Option(help="Model root (default: KEFU_DATA_DIR/models/intents).")] = None,
 ) -> None:
     """Train a classifier (the shipped zh/en set when no --data) and make it the current model."""
-    from agent.embeddings import sentence_encoder
+    from core.embeddings import sentence_encoder
     from agent.intents import IntentModel, default_examples, load_examples
 
     examples = load_examples(data, split) if data else default_examples()
@@ -212,7 +212,7 @@ def intents_eval(
     plots: Annotated[Path | None, typer.Option(help="Folder for confusion-matrix and reliability PNGs.")] = None,
 ) -> None:
     """Accuracy, macro-F1, per-intent precision/recall, OOS recall, latency, and plots."""
-    from agent.embeddings import sentence_encoder
+    from core.embeddings import sentence_encoder
     from agent.intent_eval import cross_validate, evaluate, plot_confusion, plot_reliability, reliability
     from agent.intents import IntentModel, load_examples
     from agent.policy import Policy

@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
-from agent.embeddings import sentence_encoder
+from core.embeddings import sentence_encoder
 from agent.intent_engine import IntentEngine, Ranker
 from agent.intents import load_or_train
 from agent.llm import LlmGateway, make_chat_model

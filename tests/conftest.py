@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import spacy.cli
 import uvicorn
 from pydantic import SecretStr
 
-from agent.embeddings import sentence_encoder
 from agent.intents import IntentModel, default_examples
 from core.db import make_engine
+from core.embeddings import sentence_encoder
 from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
@@ -106,3 +109,24 @@ def live_server(settings: Settings, intent_model: IntentModel) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Make every socket connection, subprocess and spaCy download fail, and record attempts."""
+    attempts: list[str] = []
+
+    def refuse(what: str) -> Any:
+        def _refuse(*args: object, **kwargs: object) -> None:
+            attempts.append(what)
+            raise OSError(f"network disabled in tests: {what}")
+
+        return _refuse
+
+    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
+    monkeypatch.setattr(socket, "create_connection", refuse("socket.create_connection"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
+    monkeypatch.setattr(subprocess, "Popen", refuse("subprocess.Popen"))
+    monkeypatch.setattr(spacy.cli, "download", refuse("spacy.cli.download"))
+    yield attempts

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.embeddings import sentence_encoder
+from core.embeddings import sentence_encoder
 from agent.intent_eval import Report, cross_validate, evaluate, plot_confusion, plot_reliability, reliability
 from agent.intents import Example, IntentModel, Ranked, default_examples
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.embeddings import sentence_encoder
+from core.embeddings import sentence_encoder
 from agent.intents import Example, IntentModel, Ranked, default_examples, load_examples, load_or_train
 from agent.machine import Intent
 from core.errors import ConfigError, ModelError
