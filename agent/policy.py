@@ -31,13 +31,24 @@ class Policy:
     """Emotion level that hands the conversation to a human."""
     dissatisfied_streak: int = 3
     """Dissatisfied messages in a row that count as angry."""
+    answer_above: float = 0.35
+    """Knowledge passages scoring below this are not used; if none is left the agent says it is not sure."""
 
     def __post_init__(self) -> None:
         """Refuse thresholds that cannot work."""
-        for name in ("accept", "gap", "unsure_below", "candidates", "clarify_limit", "dissatisfied_streak"):
+        numbers = (
+            "accept",
+            "gap",
+            "unsure_below",
+            "candidates",
+            "clarify_limit",
+            "dissatisfied_streak",
+            "answer_above",
+        )
+        for name in numbers:
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int | float):
                 raise ConfigError(f"policy: {name} must be a number")
-        for name in ("accept", "gap", "unsure_below"):
+        for name in ("accept", "gap", "unsure_below", "answer_above"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"policy: {name} must be between 0 and 1")
         if self.unsure_below > self.accept:
@@ -63,7 +74,7 @@ class Policy:
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read policy file {path}: {exc}") from exc
         name = path or "agent/policy.toml"
-        sections = ("intent", "fallback", "emotion")
+        sections = ("intent", "fallback", "emotion", "knowledge")
         if set(data) - set(sections):
             raise ConfigError(f"policy file {name}: unknown sections or keys {sorted(set(data) - set(sections))}")
         flat: dict[str, Any] = {}

@@ -20,10 +20,13 @@ __all__ = [
     "clarify",
     "clarify_choice",
     "compose",
+    "excerpt",
     "fact_lines",
     "handoff_waiting",
+    "not_sure",
     "offer_human",
     "order_fact",
+    "passages_of",
     "status_label",
 ]
 
@@ -108,6 +111,20 @@ _TEXT: dict[str, dict[Lang, str]] = {
         Lang.EN: "I've noted your payment or invoice request; a colleague will confirm the details with you.",
         Lang.ZH: "已记录您的支付或发票需求，客服同事会与您确认细节。",
     },
+    "not_sure": {
+        Lang.EN: "I'm not sure about that, and I'd rather not guess. Would you like me to connect you with a human "
+        "colleague who can check?",
+        Lang.ZH: "这个问题我不太确定，不想随便回答误导您。需要为您转接人工客服帮您确认吗？",
+    },
+    "knowledge": {Lang.EN: "Here is what our {title} says:", Lang.ZH: "根据《{title}》："},
+    "sources": {Lang.EN: "Source: {refs}", Lang.ZH: "来源：{refs}"},
+    "recommend": {Lang.EN: "Based on what you need, I'd suggest:", Lang.ZH: "根据您的需求，为您推荐："},
+    "no_recommend": {
+        Lang.EN: "I couldn't find a product that clearly fits that. What will you mainly use it for?",
+        Lang.ZH: "暂时没有找到明确适合的商品。请问您主要在什么场景下使用呢？",
+    },
+    "why": {Lang.EN: "why: {rationale}", Lang.ZH: "理由：{rationale}"},
+    "compare": {Lang.EN: "{names} side by side:", Lang.ZH: "{names} 对比："},
     "fallback": {
         Lang.EN: "Sorry, I can't answer that fully right now. I can connect you with a human colleague if you like.",
         Lang.ZH: "抱歉，我暂时无法完整回答这个问题。如有需要，我可以为您转接人工客服。",
@@ -182,6 +199,11 @@ def offer_human(lang: Lang) -> str:
     return _t("offer_human", lang)
 
 
+def not_sure(lang: Lang) -> str:
+    """The knowledge base has nothing good enough: say so and offer a human instead of guessing."""
+    return _t("not_sure", lang)
+
+
 def handoff_waiting(lang: Lang) -> str:
     """What the bot says while a human owns the conversation."""
     return _t("handoff_waiting", lang)
@@ -217,11 +239,24 @@ def fact_lines(results: Sequence[ToolResult], lang: Lang) -> list[str]:
     for name, artifact, error in results:
         if error is not None:
             lines.append(f"{name}: {error}")
+        elif name == "search_knowledge" and artifact is not None:
+            continue  # numbered below, across every search of the turn, so [n] is unambiguous
         elif artifact is not None:
             lines.extend(_artifact_lines(name, artifact, lang))
             if name == "lookup_order":
                 lines.append(_items_line(artifact, lang))
+    lines.extend(f"[{n}] {p['title']}: {excerpt(str(p['text']), 600)}" for n, p in enumerate(passages_of(results), 1))
     return lines
+
+
+def passages_of(results: Sequence[ToolResult]) -> list[Mapping[str, Any]]:
+    """Every knowledge passage found this turn, in the order the facts number them ([1], [2], ...)."""
+    return [
+        passage
+        for name, artifact, error in results
+        if name == "search_knowledge" and artifact is not None and error is None
+        for passage in artifact.get("passages") or []
+    ]
 
 
 def _items_line(order: Mapping[str, Any], lang: Lang) -> str:
@@ -261,11 +296,63 @@ def _artifact_lines(name: str, artifact: Mapping[str, Any], lang: Lang) -> list[
         return [_t("profile", lang, tier=str(customer.get("tier", "")).upper(), count=artifact.get("order_count", 0))]
     if name == "update_contact":
         return [_t(f"contact_{field}", lang, value=artifact[field]) for field in artifact.get("updated", [])]
+    if name == "search_knowledge":
+        return _knowledge_lines(artifact.get("passages") or [], lang)
+    if name == "recommend_products":
+        return _recommend_lines(artifact.get("recommendations") or [], lang)
+    if name == "compare_products":
+        return _compare_lines(artifact, lang)
     if name == "request_human":
         return [_t("handoff", lang, ticket=artifact["id"])]
     if name == "open_ticket":
         return [_t("ticket", lang, ticket=artifact["id"], subject=artifact["subject"])]
     return []
+
+
+_SENTENCE_END = ("。", "！", "？", ". ", "! ", "? ")
+
+
+def excerpt(text: str, limit: int = 360) -> str:
+    """``text`` cut at the last sentence end before ``limit`` characters (or at ``limit`` with an ellipsis)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(end, 0, limit) for end in _SENTENCE_END)
+    return text[: cut + 1].strip() if cut > limit // 3 else text[:limit].rstrip() + "…"
+
+
+def _knowledge_lines(passages: Sequence[Mapping[str, Any]], lang: Lang) -> list[str]:
+    """The best passage, quoted, with its source: a template answer is the document's own words."""
+    if not passages:
+        return [_t("not_sure", lang)]
+    top = passages[0]
+    title = str(top["title"])
+    return [_t("knowledge", lang, title=title), excerpt(str(top["text"])), _t("sources", lang, refs=f"[1] {title}")]
+
+
+def _recommend_lines(recommendations: Sequence[Mapping[str, Any]], lang: Lang) -> list[str]:
+    if not recommendations:
+        return [_t("no_recommend", lang)]
+    zh = lang is Lang.ZH
+    lines = [_t("recommend", lang)]
+    for item in recommendations:
+        name = item["name_zh"] if zh else item["name_en"]
+        stock = ("有货" if zh else "in stock") if item["in_stock"] else ("暂时缺货" if zh else "out of stock")
+        match = f"匹配度 {item['confidence']:.0%}" if zh else f"{item['confidence']:.0%} match"
+        lines.append(
+            f"- {name}（¥{item['price']:.2f}，{stock}，{match}）"
+            if zh
+            else f"- {name} (¥{item['price']:.2f}, {stock}, {match})"
+        )
+        lines.append("  " + _t("why", lang, rationale=item["rationale"]))
+    return lines
+
+
+def _compare_lines(comparison: Mapping[str, Any], lang: Lang) -> list[str]:
+    lines = [_t("compare", lang, names=" vs ".join(comparison.get("names", [])))]
+    for row in comparison.get("rows", []):
+        lines.append(f"- {row['attribute']}: " + " | ".join(str(value) for value in row["values"]))
+    return lines
 
 
 def _product_line(product: Mapping[str, Any], lang: Lang) -> str:

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30.0, gt=0)
     """Personal data behind placeholders is deleted this long after a conversation's last turn."""
 
+    kb_dir: Path | None = None
+    """Where the knowledge base lives (Chroma documents and the product graph); defaults to ``data_dir/kb``."""
+    kb_docs: list[Path] | None = None
+    """Document files or folders ingested at start-up (unchanged ones are skipped), as a JSON list;
+    defaults to the demo documents shipped with Kefu. ``[]`` ingests nothing (use ``kefu kb ingest``)."""
+    kb_triples: Path | None = None
+    """The product graph's triples file (YAML); defaults to the demo one shipped with Kefu."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
@@ -92,6 +100,11 @@ class Settings(BaseSettings):
     def vault_key_path(self) -> Path:
         """The vault key file used when ``KEFU_VAULT_KEY`` is not set."""
         return self.vault_key_file or self.data_dir / "vault.key"
+
+    @property
+    def kb_path(self) -> Path:
+        """The knowledge base directory."""
+        return self.kb_dir or self.data_dir / "kb"
 
     @property
     def checkpoint_path(self) -> Path:

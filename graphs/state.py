@@ -52,3 +52,7 @@ class SupportState(MessagesState, total=False):
     tool_rounds: int
     llm_calls: int
     """LLM calls made this turn."""
+    sources: list[dict[str, Any]]
+    """What this turn's reply rests on: cited document passages and graph paths (for the API response)."""
+    fallback_reason: str
+    """Why this turn's reply is a template rather than the model's (knowledge miss, ungrounded reply)."""

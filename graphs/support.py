@@ -38,7 +38,9 @@ from agent.replies import (
     compose,
     fact_lines,
     handoff_waiting,
+    not_sure,
     offer_human,
+    passages_of,
     status_label,
 )
 from agent.slots import CatalogMatcher, extract_slots
@@ -76,6 +78,41 @@ _TICKETED = {
 }
 """Intents that need a person to act on the order: the agent opens a ticket with the order numbers."""
 _MAX_TOOL_ROUNDS = 1
+_POLICY_INTENTS = frozenset(
+    {
+        Intent.RETURN_REFUND,
+        Intent.EXCHANGE,
+        Intent.SHIPPING_DELIVERY,
+        Intent.PAYMENT_INVOICE,
+        Intent.ACCOUNT_PROFILE,
+        Intent.CANCEL_ORDER,
+        Intent.CHANGE_ORDER,
+    }
+)
+"""Intents whose general questions ("how long do refunds take?") are answered from the policy documents."""
+_QUESTION = re.compile(
+    r"[?？]|\b(how|what|when|which|why|can i|could i|do you|does|is there|are there|policy|rules?)\b"
+    r"|吗|嘛|怎么|怎样|如何|多久|多长|几天|哪些|什么|能不能|可不可以|是否|政策|规则|规定",
+    re.IGNORECASE,
+)
+_GENERAL = re.compile(
+    r"\b(policy|policies|rules?|in general|usually|generally)\b|政策|规则|规定|一般|通常", re.IGNORECASE
+)
+_MINE = re.compile(
+    r"\bmy (order|package|parcel|purchase|delivery|refund|return|item)s?\b|我的(订单|包裹|快递|退款|货)|我买的|我下的",
+    re.IGNORECASE,
+)
+_COMPARE = re.compile(
+    r"compare|comparison|difference|differ|versus|\bvs\.?|\bor the\b|better|对比|比较|区别|差别|不同|哪个好|哪款|还是",
+    re.IGNORECASE,
+)
+
+
+def _asks_policy(text: str, known_orders: bool) -> bool:
+    """A general question about the rules rather than about one of the customer's orders."""
+    if _GENERAL.search(text):
+        return True
+    return not known_orders and bool(_QUESTION.search(text)) and not _MINE.search(text)
 
 
 @dataclass(frozen=True)
@@ -219,6 +256,8 @@ class _Nodes:
             "lang": lang.value,
             "tool_rounds": 0,
             "llm_calls": 0,
+            "sources": [],
+            "fallback_reason": "",
         }
 
     # -- understand -----------------------------------------------------------------------
@@ -294,6 +333,8 @@ class _Nodes:
         if new_state in (DialogueState.HANDOFF, DialogueState.END) or not state["sure"]:
             return []
         ids = state.get("order_ids", [])[:3]
+        if intent in _POLICY_INTENTS and _asks_policy(text, bool(ids)):
+            return [_call("search_knowledge", query=text[:300])]
         lookups = [_call("lookup_order", order_id=order_id) for order_id in ids]
         if intent in (Intent.ORDER_STATUS, Intent.SHIPPING_DELIVERY):
             return lookups or [_call("list_recent_orders", limit=3)]
@@ -310,7 +351,18 @@ class _Nodes:
         if intent is Intent.ACCOUNT_PROFILE:
             change = _contact_change(text)
             return [_call("update_contact", **change)] if change else [_call("get_customer_profile")]
-        if intent in (Intent.PRODUCT_INQUIRY, Intent.PRODUCT_RECOMMENDATION, Intent.PURCHASE):
+        skus = list(state.get("slots", {}).get("skus", []))
+        if (
+            intent in (Intent.PRODUCT_INQUIRY, Intent.PRODUCT_RECOMMENDATION)
+            and len(skus) >= 2
+            and _COMPARE.search(text)
+        ):
+            return [_call("compare_products", products=skus[:4])]
+        if intent is Intent.PRODUCT_RECOMMENDATION:
+            return [_call("recommend_products", need=text[:300])]
+        if intent is Intent.PRODUCT_INQUIRY:
+            return [_call("search_products", query=text[:200]), _call("search_knowledge", query=text[:300])]
+        if intent is Intent.PURCHASE:
             return [_call("search_products", query=text[:200])]
         return []
 
@@ -318,10 +370,19 @@ class _Nodes:
     def respond(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
         lang = Lang(state["lang"])
         intent = Intent(state["intent"])
-        results = _tool_results(state["messages"])
+        results, best = _confident(_tool_results(state["messages"]), self.deps.policy.answer_above)
+        if best is not None and not _answers(results):
+            # The documents were searched and nothing scored high enough: say so, never guess.
+            return {
+                "messages": [AIMessage(not_sure(lang))],
+                "route": "rules",
+                "offered_human": True,
+                "unsure_streak": state.get("unsure_streak", 0) + 1,
+                "fallback_reason": f"knowledge: best passage scored {best:.2f} < {self.deps.policy.answer_above:.2f}",
+            }
         template, asked = self._template(state, intent, results, lang)
         if template is not None:
-            update: dict[str, Any] = {"messages": [AIMessage(template)], "route": "rules"}
+            update: dict[str, Any] = {"messages": [AIMessage(template)], "route": "rules", "sources": _sources(results)}
             if asked is not None:
                 update["asked"] = [*state.get("asked", []), asked]
             return update
@@ -331,7 +392,12 @@ class _Nodes:
             message = self.deps.llm.reply(self._llm_messages(state, results, lang), tools=self.deps.tools.tools)
         except LlmUnavailable as exc:
             log.warning("reply model unavailable, using a template: %s", exc)
-            return {"messages": [AIMessage(compose(intent, results, lang))], "route": "rules", "llm_calls": llm_calls}
+            return {
+                "messages": [AIMessage(compose(intent, results, lang))],
+                "route": "rules",
+                "llm_calls": llm_calls,
+                "sources": _sources(results),
+            }
         calls = self._new_calls(state, message)
         if calls and state.get("tool_rounds", 0) < _MAX_TOOL_ROUNDS:
             return {
@@ -341,8 +407,18 @@ class _Nodes:
             }
         text = strip_tool_text(message.text, self.deps.tools.names)
         if not text:
-            return {"messages": [AIMessage(compose(intent, results, lang))], "route": "rules", "llm_calls": llm_calls}
-        return {"messages": [AIMessage(text)], "route": "llm", "llm_calls": llm_calls}
+            return {
+                "messages": [AIMessage(compose(intent, results, lang))],
+                "route": "rules",
+                "llm_calls": llm_calls,
+                "sources": _sources(results),
+            }
+        return {
+            "messages": [AIMessage(text)],
+            "route": "llm",
+            "llm_calls": llm_calls,
+            "sources": _sources(results, text),
+        }
 
     def _template(
         self, state: SupportState, intent: Intent, results: list[ToolResult], lang: Lang
@@ -409,11 +485,18 @@ class _Nodes:
         lang = Lang(state["lang"])
         last = state["messages"][-1]
         text = str(last.text)
-        results = _tool_results(state["messages"])
+        results, _best = _confident(_tool_results(state["messages"]), self.deps.policy.answer_above)
         route = state.get("route", "rules")
-        if route == "llm" and not _grounded(text, results, lang):
-            log.info("LLM reply dropped: it does not state the looked-up order facts")
-            text, route = compose(Intent(state["intent"]), results, lang), "rules"
+        update: dict[str, Any] = {}
+        if route == "llm":
+            problem = _ungrounded(text, results, _last_customer_text(state["messages"]), lang)
+            if problem:
+                log.info("LLM reply dropped: %s", problem)
+                text, route = compose(Intent(state["intent"]), results, lang), "rules"
+                update = {
+                    "sources": _sources(results),
+                    "fallback_reason": f"LLM reply ungrounded ({problem}): template",
+                }
         context = runtime.context
         known = set(conversation_vault(context).entries(context.conversation_id).values())
         foreign = [s for s in self.deps.redactor.analyze(text, lang.value) if s.text not in known]
@@ -423,16 +506,99 @@ class _Nodes:
                 "reply guard masked personal data not in the vault: %s", sorted({s.entity_type for s in foreign})
             )
             text = mask(text, foreign)
-        return {"messages": [AIMessage(text, id=last.id)], "route": route}
+        return {**update, "messages": [AIMessage(text, id=last.id)], "route": route}
 
 
-def _grounded(text: str, results: list[ToolResult], lang: Lang) -> bool:
-    """Every looked-up order is named in the reply with its real status."""
+def _confident(results: list[ToolResult], threshold: float) -> tuple[list[ToolResult], float | None]:
+    """The results with knowledge passages scoring below ``threshold`` removed.
+
+    Also returns the best passage score when the documents were searched (None otherwise), so the
+    caller can tell "searched and found nothing good enough" from "did not search".
+    """
+    best: float | None = None
+    kept: list[ToolResult] = []
+    for name, artifact, error in results:
+        if name == "search_knowledge" and artifact is not None:
+            passages = list(artifact.get("passages") or [])
+            best = max([best or 0.0, *(float(p["score"]) for p in passages)])
+            artifact = {**artifact, "passages": [p for p in passages if float(p["score"]) >= threshold]}
+        kept.append((name, artifact, error))
+    return kept, best
+
+
+def _answers(results: list[ToolResult]) -> bool:
+    """Whether the turn found anything to answer with: a confident passage or another tool's facts."""
+    for name, artifact, error in results:
+        if error is not None or artifact is None:
+            continue
+        if name != "search_knowledge" or artifact.get("passages"):
+            return True
+    return False
+
+
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+_NUMBER = re.compile(r"(?<![A-Za-z_<\d.,])\d+(?:[.,]\d+)*")
+_LIST_MARKER = re.compile(r"^\s*\d{1,2}[.、)]\s", re.MULTILINE)
+_PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+>")
+
+
+def _sources(results: list[ToolResult], reply: str | None = None) -> list[dict[str, Any]]:
+    """What the reply rests on, for the API response: passages (the cited ones, if the reply cites) and graph paths."""
+    passages = passages_of(results)
+    cited = {int(n) for n in _CITATION.findall(reply or "")}
+    sources = [
+        {"ref": n, "id": p["id"], "source": p["source"], "title": p["title"], "score": p["score"], "kind": "document"}
+        for n, p in enumerate(passages, 1)
+        if not cited or n in cited
+    ]
+    for name, artifact, error in results:
+        if name == "recommend_products" and artifact is not None and error is None:
+            sources += [
+                {
+                    "ref": None,
+                    "id": f"graph:{item['sku']}",
+                    "source": "product-graph",
+                    "title": item["rationale"],
+                    "score": item["confidence"],
+                    "kind": "graph",
+                }
+                for item in artifact.get("recommendations") or []
+            ]
+    return sources
+
+
+def _numbers(text: str) -> set[str]:
+    """The numbers in ``text``, normalised (``1,050.00`` and ``1050`` are the same number)."""
+    found: set[str] = set()
+    for match in _NUMBER.findall(text):
+        try:
+            found.add(f"{float(match.replace(',', '')):g}")
+        except ValueError:
+            found.add(match)
+    return found
+
+
+def _ungrounded(text: str, results: list[ToolResult], customer_text: str, lang: Lang) -> str:
+    """Why an LLM reply cannot be trusted, or "" when it can.
+
+    Every looked-up order must be named with its real status; citations must point at passages
+    found this turn; and every number in the reply (days, prices, hours) must appear in the facts
+    or in the customer's message: small models invent delivery times and refund windows.
+    """
     lowered = text.lower()
     for name, artifact, _error in results:
         if name != "lookup_order" or artifact is None:
             continue
         labels = {status_label(artifact["status"], lang).lower(), str(artifact["status"]).replace("_", " ")}
         if str(artifact["id"]).lower() not in lowered or not any(label in lowered for label in labels):
-            return False
-    return True
+            return f"order {artifact['id']} is not stated with its status"
+    passages = passages_of(results)
+    stray = sorted({int(n) for n in _CITATION.findall(text)} - set(range(1, len(passages) + 1)))
+    if stray:
+        return f"cites [{stray[0]}], which was not retrieved"
+    bare = _PLACEHOLDER.sub(" ", _LIST_MARKER.sub(" ", _CITATION.sub(" ", text)))
+    known = _numbers("\n".join(fact_lines(results, lang)) + "\n" + customer_text)
+    invented = sorted(_numbers(bare) - known)
+    if invented:
+        return f"states {invented[0]}, which is in no fact"
+    return ""

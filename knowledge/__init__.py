@@ -1,7 +1,13 @@
-"""Product knowledge graph and document knowledge base (LlamaIndex, Chroma).
+"""Product knowledge graph and document knowledge base: the only package that imports LlamaIndex and Chroma.
 
-The only package allowed to import LlamaIndex and Chroma. It is filled in by the knowledge issue;
-until then product questions are answered from the catalog through ``tools.search_products``.
+- ``knowledge.documents``: company documents (Markdown, HTML, PDF text, CSV Q&A) chunked into
+  Chroma, searched by vectors and BM25 together;
+- ``knowledge.graph``: the product–feature–scenario graph (a LlamaIndex ``PropertyGraphIndex``
+  built from the catalog and a triples file, never by an LLM), for recommendations and comparisons;
+- ``knowledge.base.KnowledgeBase``: both behind ``core.ports.KnowledgePort``, which tools use;
+- ``knowledge.embedding``: the offline embedding adapters and the guard against online defaults.
 """
 
-__all__: list[str] = []
+from knowledge.base import DEMO_DOCS, DEMO_TRIPLES, KnowledgeBase
+
+__all__ = ["DEMO_DOCS", "DEMO_TRIPLES", "KnowledgeBase"]

@@ -42,6 +42,23 @@ class ChatRequest(BaseModel):
     }
 
 
+class Source(BaseModel):
+    """Something a reply rests on: a retrieved document passage or a product-graph path."""
+
+    ref: int | None
+    """The ``[n]`` the reply cites, for document passages."""
+    id: str
+    """Passage id (``<document>#<chunk>``) or ``graph:<sku>``."""
+    source: str
+    """The document, or ``product-graph``."""
+    title: str
+    """Document title and section, or the graph path that explains a recommendation."""
+    score: float
+    """Retrieval score or recommendation confidence, in [0, 1]."""
+    kind: str
+    """``document`` or ``graph``."""
+
+
 class ChatResponse(BaseModel):
     """The agent's reply and how it got there."""
 
@@ -62,6 +79,8 @@ class ChatResponse(BaseModel):
     fallback: str | None
     """Why a rule-based reply or a handoff fired, if one did."""
     latency_ms: float
+    sources: list[Source] = []
+    """Only what was retrieved this turn: passages the reply cites (or all it was composed from) and graph paths."""
 
 
 class Message(BaseModel):
@@ -170,6 +189,37 @@ def demo_customers(service: ServiceDep) -> list[DemoCustomer]:
             )
         )
     return out
+
+
+class NextBestActionRequest(BaseModel):
+    """Whose next best action, and optionally what they are talking about."""
+
+    customer_id: str = Field(min_length=1, max_length=32)
+    context: str | None = Field(default=None, max_length=2000)
+    """What the customer is asking about, e.g. "家里有猫，掉毛严重"; drives a product recommendation."""
+    lang: Lang | None = None
+    """Language of the rationale; the customer's own when omitted."""
+
+    model_config = {"json_schema_extra": {"examples": [{"customer_id": "C0001", "context": "家里有猫，掉毛严重"}]}}
+
+
+class NextBestActionResponse(BaseModel):
+    """The action, the product it concerns (if any), how sure, and why."""
+
+    customer_id: str
+    action: str
+    """``resolve_open_ticket``, ``recommend_product``, ``recommend_accessory``, ``retention_offer`` or ``none``."""
+    product_id: str | None
+    confidence: float
+    rationale: str
+    """What drove it: the ticket, the graph path, the purchase the accessory belongs to."""
+
+
+@router.post("/v1/insights/next-best-action", response_model=NextBestActionResponse, tags=["insights"])
+def next_best_action(body: NextBestActionRequest, service: ServiceDep) -> NextBestActionResponse:
+    """The next best action for a customer from their profile, order history and the product graph."""
+    action = service.next_best_action(body.customer_id, body.context, body.lang)
+    return NextBestActionResponse(**action.model_dump(mode="json"))
 
 
 @router.get("/healthz", tags=["ops"])

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from core.errors import ConfigError, InvalidInputError, KefuError, NotFoundError
+from core.errors import BackendError, ConfigError, InvalidInputError, KefuError, NotFoundError
 from core.settings import Settings
 from serving.api import router
 from serving.service import KefuService
@@ -23,7 +23,12 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 """Requests larger than this are refused with 413 before they are parsed."""
 
-_STATUS: dict[type[KefuError], int] = {InvalidInputError: 422, NotFoundError: 404, ConfigError: 500}
+_STATUS: dict[type[KefuError], int] = {
+    InvalidInputError: 422,
+    NotFoundError: 404,
+    BackendError: 503,
+    ConfigError: 500,
+}
 
 
 def create_app(settings: Settings, *, service_factory: Callable[[Settings], KefuService] | None = None) -> FastAPI:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,6 +31,8 @@ pii_app = typer.Typer(help="Evaluate the personal-data redactor.", no_args_is_he
 app.add_typer(pii_app, name="pii")
 vault_app = typer.Typer(help="Manage the encrypted PII vault and its key.", no_args_is_help=True)
 app.add_typer(vault_app, name="vault")
+kb_app = typer.Typer(help="The knowledge base: company documents and the product graph.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
 console = Console()
 
 
@@ -184,8 +186,8 @@ def intents_train(
     out: Annotated[Path | None, typer.Option(help="Model root (default: KEFU_DATA_DIR/models/intents).")] = None,
 ) -> None:
     """Train a classifier (the shipped zh/en set when no --data) and make it the current model."""
-    from core.embeddings import sentence_encoder
     from agent.intents import IntentModel, default_examples, load_examples
+    from core.embeddings import sentence_encoder
 
     examples = load_examples(data, split) if data else default_examples()
     root = out or Settings().intent_models
@@ -212,10 +214,10 @@ def intents_eval(
     plots: Annotated[Path | None, typer.Option(help="Folder for confusion-matrix and reliability PNGs.")] = None,
 ) -> None:
     """Accuracy, macro-F1, per-intent precision/recall, OOS recall, latency, and plots."""
-    from core.embeddings import sentence_encoder
     from agent.intent_eval import cross_validate, evaluate, plot_confusion, plot_reliability, reliability
     from agent.intents import IntentModel, load_examples
     from agent.policy import Policy
+    from core.embeddings import sentence_encoder
 
     encoder = sentence_encoder()
     examples = load_examples(data, split)
@@ -290,6 +292,119 @@ def pii_eval(
             f"{row['precision']:.3f}" if row["predicted"] else "-",
         )
     console.print(table)
+
+
+@kb_app.command("ingest")
+def kb_ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Document files or folders (.md, .html, .txt, .csv).")],
+    prune: Annotated[
+        bool, typer.Option(help="Remove documents that were ingested from these folders but are gone now.")
+    ] = False,
+) -> None:
+    """Add or update documents (unchanged files are skipped); a bad file is reported and the rest go in."""
+    from rich.progress import Progress
+
+    from knowledge.documents import DocumentStore
+
+    _logging(False)
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise typer.BadParameter(f"no such file or folder: {', '.join(missing)}")
+    store = DocumentStore(Settings().kb_path / "chroma")
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("ingesting", total=None)
+
+        def advance(source: str, index: int, total: int) -> None:
+            progress.update(task, total=total, completed=index, description=source[-40:])
+
+        report = store.ingest(paths, prune=prune, progress=advance)
+    table = Table("change", "documents")
+    for label, sources in (
+        ("added", report.added),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+        ("pruned", report.pruned),
+    ):
+        table.add_row(
+            label, str(len(sources)) + (": " + ", ".join(sources[:6]) if sources and label != "unchanged" else "")
+        )
+    console.print(table)
+    console.print(
+        f"{report.chunks_added} chunks added, {report.chunks_removed} removed in {report.seconds:.1f} s; "
+        f"{store.count()} chunks stored"
+    )
+    for path, reason in report.failed:
+        console.print(f"[red]failed: {path}: {reason}[/red]")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@kb_app.command("query")
+def kb_query(
+    text: Annotated[str, typer.Argument(help="The question.")],
+    lang: Annotated[Lang | None, typer.Option(help="Only passages in this language.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only this category (returns, shipping, ...).")] = None,
+    product: Annotated[str | None, typer.Option(help="Only passages about this SKU.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=50, help="How many hits.")] = 5,
+) -> None:
+    """Search the documents (vectors + BM25) and show the hits with scores and sources."""
+    from core.types import Sku
+    from knowledge.documents import DocumentStore
+
+    hits = DocumentStore(Settings().kb_path / "chroma").search(
+        text, lang=lang, category=category, product=Sku(product) if product else None, limit=limit
+    )
+    if not hits:
+        console.print("no hits (is the knowledge base empty? run: kefu kb ingest PATH)")
+        return
+    table = Table("score", "source", "title", "passage")
+    for hit in hits:
+        table.add_row(f"{hit.score:.3f}", hit.id, hit.title, hit.text[:160].replace("\n", " "))
+    console.print(table)
+
+
+def _product_graph(settings: Settings) -> Any:
+    from core.store import SqlStore
+    from knowledge import DEMO_TRIPLES
+    from knowledge.embedding import configure_llama_index
+    from knowledge.graph import ProductGraph
+
+    configure_llama_index()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    products = SqlStore(make_engine(settings.resolved_database_url)).list_products()
+    if not products:
+        raise typer.BadParameter("the catalog is empty; run: kefu seed")
+    return ProductGraph.load_or_build(products, settings.kb_triples or DEMO_TRIPLES, settings.kb_path / "graph")
+
+
+@kb_app.command("recommend")
+def kb_recommend(
+    need: Annotated[str, typer.Argument(help='What the customer needs, e.g. "家里有猫，掉毛严重".')],
+    lang: Annotated[Lang, typer.Option(help="Language of the rationale.")] = Lang.ZH,
+    limit: Annotated[int, typer.Option(min=1, max=10)] = 3,
+) -> None:
+    """Recommend products from the graph, with the path that explains each and a confidence."""
+    recommendations = _product_graph(Settings()).recommend(need, lang=lang, limit=limit)
+    if not recommendations:
+        console.print("nothing in the graph matches that need")
+    table = Table("sku", "product", "confidence", "rationale")
+    for item in recommendations:
+        table.add_row(
+            item.sku, item.name_zh if lang is Lang.ZH else item.name_en, f"{item.confidence:.2f}", item.rationale
+        )
+    console.print(table)
+
+
+@kb_app.command("graph")
+def kb_graph() -> None:
+    """Build (or load) the product graph and print its nodes by label and relations by type."""
+    stats = _product_graph(Settings()).stats()
+    table = Table("kind", "name", "count")
+    for kind, counts in (("node", stats.nodes), ("relation", stats.relations)):
+        for name, count in sorted(counts.items()):
+            table.add_row(kind, name, str(count))
+    console.print(table)
+    console.print(f"{stats.vectors} entity vectors (names and aliases) from {stats.source_chunks} source nodes")
 
 
 @app.command()

@@ -18,7 +18,6 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
-from core.embeddings import sentence_encoder
 from agent.intent_engine import IntentEngine, Ranker
 from agent.intents import load_or_train
 from agent.llm import LlmGateway, make_chat_model
@@ -27,13 +26,15 @@ from agent.policy import Policy
 from agent.slots import CatalogMatcher
 from core.context import SupportContext
 from core.db import make_engine
+from core.embeddings import sentence_encoder
 from core.errors import BackendError, InvalidInputError, NotFoundError
 from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
-from core.types import Channel, ConversationId, CustomerId, Lang, TurnAudit
+from core.types import Channel, ConversationId, CustomerId, Lang, NextBestAction, TurnAudit
 from core.vault import PiiVault
 from graphs import AgentDeps, build_graph, sqlite_checkpointer, warm_up
+from knowledge import DEMO_DOCS, DEMO_TRIPLES, KnowledgeBase
 from serving.llm_server import LlamaServer
 from serving.models import resolve_model
 from tools import ToolRegistry
@@ -65,6 +66,8 @@ class TurnResult:
     fallback: str | None
     """Why a rule-based reply or a handoff fired, if one did."""
     latency_ms: float
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    """What the reply rests on: cited document passages (ref, id, source, title, score) and graph paths."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class KefuService:
     vault: PiiVault
     llm_server: LlamaServer | None = None
     llm_base_url: str | None = None
+    knowledge: KnowledgeBase | None = None
+    """None when the knowledge base failed to open: the knowledge tools then say so and offer a human."""
     policy: Policy = field(default_factory=Policy)
     warm_up_thread: threading.Thread | None = None
     """Fills the LLM server's prompt cache after start-up."""
@@ -134,9 +139,12 @@ class KefuService:
             if base_url:
                 model = make_chat_model(settings, base_url)
         store = SqlStore(engine)
+        knowledge = _open_knowledge(settings, store)
         products = store.product_names()
         # The catalog's and the carriers' names are no one's personal data, whatever NER thinks.
         known_terms = [name for _sku, *names in products for name in names] + store.carrier_names()
+        if knowledge is not None:
+            known_terms += knowledge.known_terms()
         redactor = PiiRedactor(known_terms=known_terms)
         gateway = LlmGateway(model, settings.llm_cooldown_s, redactor) if model is not None else None
         policy = Policy.load(settings.policy_file)
@@ -162,6 +170,7 @@ class KefuService:
             vault=vault,
             llm_server=server,
             llm_base_url=base_url,
+            knowledge=knowledge,
             policy=policy,
             warm_up_thread=warmer,
         )
@@ -225,6 +234,7 @@ class KefuService:
                 store=self.store,
                 lang=lang,
                 vault=self.vault,
+                knowledge=self.knowledge,
             )
             state: dict[str, Any] = self.graph.invoke(
                 {"inbound": text, "customer_id": customer_id},
@@ -248,6 +258,10 @@ class KefuService:
             emotion=state.get("emotion", "calm"),
             fallback=_fallback(state),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            sources=[
+                {**source, "title": restore(str(source["title"]), self.vault.entries(conversation_id))}
+                for source in state.get("sources", [])
+            ],
         )
         self._audit(customer_id, state, result)
         return result
@@ -275,6 +289,19 @@ class KefuService:
             )
         )
 
+    def next_best_action(
+        self, customer_id: str, context: str | None = None, lang: Lang | None = None
+    ) -> NextBestAction:
+        """What the shop should do next for a customer, from the profile, order history and product graph.
+
+        Raises:
+            NotFoundError: unknown customer.
+            BackendError: the knowledge base is not available.
+        """
+        if self.knowledge is None:
+            raise BackendError("the knowledge base is not available; see the server log")
+        return self.knowledge.next_best_action(self.store, CustomerId(customer_id), context=context, lang=lang)
+
     def audit(self, conversation_id: str, customer_id: str) -> list[TurnAudit]:
         """How every turn of a conversation was decided, oldest first."""
         self._check(conversation_id, customer_id)
@@ -295,10 +322,24 @@ class KefuService:
         return values.get("dialogue_state"), entries
 
 
+def _open_knowledge(settings: Settings, store: SqlStore) -> KnowledgeBase | None:
+    """Open the knowledge base, ingesting the configured documents; None (logged) if it cannot open."""
+    docs = [DEMO_DOCS] if settings.kb_docs is None else settings.kb_docs
+    try:
+        return KnowledgeBase.open(
+            settings.kb_path, store.list_products(), doc_paths=docs, triples=settings.kb_triples or DEMO_TRIPLES
+        )
+    except Exception:  # a broken vector store must not stop the agent: the tools say it is unavailable
+        log.exception("knowledge base unavailable, answering without it")
+        return None
+
+
 def _fallback(state: dict[str, Any]) -> str | None:
     """Why the turn did not get a plain model answer, if it did not."""
     if state.get("escalate_reason"):
         return f"handoff: {state['escalate_reason']}"
+    if state.get("fallback_reason"):
+        return str(state["fallback_reason"])
     if state.get("offered_human"):
         return "offered a human after repeated unsure turns"
     if not state.get("sure", True):

@@ -23,6 +23,7 @@ from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
 from core.vault import generate_key
+from knowledge import KnowledgeBase
 from serving.app import create_app
 from serving.llm_server import free_port
 from serving.service import KefuService
@@ -39,12 +40,23 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def seeded_kb(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Path:
+    """The demo knowledge base (documents ingested, product graph built) once per session; tests get copies."""
+    path = tmp_path_factory.mktemp("kb") / "kb"
+    engine = make_engine(f"sqlite:///{seeded_db}")
+    KnowledgeBase.open(path, SqlStore(engine).list_products())
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def settings(tmp_path: Path, seeded_db: Path) -> Settings:
-    """Settings with a private data directory holding a copy of the seeded database."""
+def settings(tmp_path: Path, seeded_db: Path, seeded_kb: Path) -> Settings:
+    """Settings with a private data directory holding copies of the seeded database and knowledge base."""
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     shutil.copy(seeded_db, data_dir / "kefu.db")
+    shutil.copytree(seeded_kb, data_dir / "kb")
     return Settings(  # type: ignore[call-arg]
         data_dir=data_dir, cache_dir=tmp_path / "cache", vault_key=SecretStr(generate_key()), _env_file=None
     )

@@ -8,6 +8,7 @@ from langchain_core.tools import BaseTool
 
 from tools.catalog import search_products
 from tools.crm import get_customer_profile, update_contact
+from tools.knowledge import compare_products, recommend_products, search_knowledge
 from tools.orders import list_recent_orders, lookup_order
 from tools.tickets import open_ticket, request_human
 
@@ -19,6 +20,9 @@ BUILTIN_TOOLS: tuple[BaseTool, ...] = (
     get_customer_profile,
     update_contact,
     search_products,
+    search_knowledge,
+    recommend_products,
+    compare_products,
     open_ticket,
     request_human,
 )

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.embeddings import sentence_encoder
 from agent.intent_eval import Report, cross_validate, evaluate, plot_confusion, plot_reliability, reliability
 from agent.intents import Example, IntentModel, Ranked, default_examples
+from core.embeddings import sentence_encoder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core.embeddings import sentence_encoder
 from agent.intents import Example, IntentModel, Ranked, default_examples, load_examples, load_or_train
 from agent.machine import Intent
+from core.embeddings import sentence_encoder
 from core.errors import ConfigError, ModelError
 
 
