@@ -62,12 +62,19 @@ class CatalogMatcher:
     def __init__(self, products: Iterable[tuple[str, str, str]]) -> None:
         """``products`` are ``(sku, name_en, name_zh)``; longer names are matched first."""
         names: list[tuple[str, str]] = []
+        prefixes: dict[str, set[str]] = {}
         for sku, name_en, name_zh in products:
             names += [(name_en.lower(), sku), (name_zh.lower(), sku)]
             # A model name without its brand ("Air Pro" for "Lumo Air Pro") is how people say it.
             parts = name_en.split()
             if len(parts) >= 3:
                 names.append((" ".join(parts[1:]).lower(), sku))
+            # So is the start of the name ("Lumo Air Pro" for "Lumo Air Pro ANC Earbuds"), when only one product has it.
+            for size in range(2, len(parts)):
+                prefixes.setdefault(" ".join(parts[:size]).lower(), set()).add(sku)
+        names += [
+            (prefix, next(iter(skus))) for prefix, skus in prefixes.items() if len(skus) == 1 and len(prefix) >= 8
+        ]
         self._names = sorted({n for n in names if len(n[0]) >= 4}, key=lambda n: -len(n[0]))
 
     def find(self, text: str) -> list[str]:

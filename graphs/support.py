@@ -499,7 +499,12 @@ class _Nodes:
                 }
         context = runtime.context
         known = set(conversation_vault(context).entries(context.conversation_id).values())
-        foreign = [s for s in self.deps.redactor.analyze(text, lang.value) if s.text not in known]
+        # Tool results were redacted before they entered the state: words quoted from them (a document
+        # title NER reads as a name) are not new personal data.
+        looked_up = "\n".join(m.text for m in _this_turn(state["messages"]) if isinstance(m, ToolMessage))
+        foreign = [
+            s for s in self.deps.redactor.analyze(text, lang.value) if s.text not in known and s.text not in looked_up
+        ]
         if foreign:
             # Recorded by type only: the values themselves must not reach the logs either.
             log.warning(

@@ -61,6 +61,7 @@ class KnowledgeBase:
         if doc_paths:
             report = documents.ingest(list(doc_paths))
             _log_report(report)
+        documents.search("warm-up", limit=1)  # builds the in-memory keyword index now, not on a customer's turn
         graph = ProductGraph.load_or_build(products, triples, directory / "graph")
         return cls(documents, graph)
 

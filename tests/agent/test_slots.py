@@ -198,3 +198,10 @@ def test_catalog_does_not_report_overlapping_shorter_names() -> None:
 def test_catalog_ignores_names_shorter_than_four_characters() -> None:
     catalog = CatalogMatcher([("X-1", "Zap", "电")])
     assert catalog.find("Zap 电") == []
+
+
+def test_catalog_finds_the_start_of_a_name_only_one_product_has(store: SqlStore) -> None:
+    catalog = CatalogMatcher(store.product_names())
+    assert catalog.find("Lumo Air Pro 和 Lumo Studio 哪个好？") == ["AUD-001", "AUD-003"]
+    assert catalog.find("is the Kefu Book any good?") == ["CMP-001"]
+    assert catalog.find("a Nestia Smart thing") == []  # the plug and the bulb both start that way

@@ -124,3 +124,10 @@ def test_next_best_action_api(settings: Settings, intent_model: object) -> None:
     }
     assert unknown.status_code == 404
     assert malformed.status_code == 422
+
+
+def test_products_named_by_the_start_of_their_names_are_compared_in_chinese(make_service: Factory) -> None:
+    intents = ScriptedIntents({"哪个好": sure("product_inquiry")})
+    result = make_service(intents=intents).chat("k10", "C0001", "Lumo Air Pro 和 Lumo Studio 哪个好？")
+    assert result.tools == ["compare_products"]
+    assert "对比" in result.reply and "Lumo Air Pro 主动降噪真无线耳机" in result.reply

@@ -312,3 +312,53 @@ def test_vault_rotate_moves_the_vault_to_the_new_key(
     assert "vault ok" in _flat(runner.invoke(app, ["vault", "status"]).output)
     erased = runner.invoke(app, ["vault", "purge", "--conversation", "rot"])
     assert "erased 1 entries" in _flat(erased.output)
+
+
+def _doc(path: Path, title: str, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"---\ntitle: {title}\nlang: en\ncategory: returns\n---\n# {title}\n## Rule\n{body}\n")
+
+
+def test_kb_ingest_is_idempotent_reports_bad_files_and_prunes(runner: CliRunner, env: Path) -> None:
+    docs = env / "docs"
+    _doc(docs / "returns.md", "Returns", "Unopened items can be returned within 7 days of delivery.")
+    _doc(docs / "gifts.md", "Gift wrapping", "Gift wrapping costs 10 yuan per parcel.")
+    (docs / "broken.csv").write_text("q,a\nhello,world\n")
+
+    first = runner.invoke(app, ["kb", "ingest", str(docs)])
+    assert first.exit_code == 1  # one file failed; the others are in
+    assert "broken.csv" in first.output and "added" in first.output
+    assert "2 chunks added" in first.output
+
+    (docs / "broken.csv").unlink()
+    again = runner.invoke(app, ["kb", "ingest", str(docs)])
+    assert again.exit_code == 0, again.output
+    assert "0 chunks added, 0 removed" in again.output
+
+    _doc(docs / "returns.md", "Returns", "Unopened items can be returned within 14 days of delivery.")
+    (docs / "gifts.md").unlink()
+    changed = runner.invoke(app, ["kb", "ingest", str(docs), "--prune"])
+    assert changed.exit_code == 0, changed.output
+    assert "updated" in changed.output and "pruned" in changed.output and "gifts.md" in _flat(changed.output)
+
+    query = runner.invoke(app, ["kb", "query", "how long can I return things?"])
+    assert query.exit_code == 0, query.output
+    assert "returns.md#" in _flat(query.output) and "14 days" in _flat(query.output)
+    assert "Gift" not in query.output
+
+
+def test_kb_ingest_rejects_a_missing_path(runner: CliRunner, env: Path) -> None:
+    result = runner.invoke(app, ["kb", "ingest", str(env / "nowhere")])
+    assert result.exit_code == 2
+    assert "no such file or folder" in result.output
+
+
+def test_kb_graph_and_recommend_use_the_seeded_catalog(runner: CliRunner, env: Path) -> None:
+    assert runner.invoke(app, ["seed"]).exit_code == 0
+    graph = runner.invoke(app, ["kb", "graph"])
+    assert graph.exit_code == 0, graph.output
+    assert re.search(r"Product\s*│\s*55", graph.output)
+    assert "ACCESSORY_OF" in graph.output
+    recommend = runner.invoke(app, ["kb", "recommend", "家里有猫，掉毛严重"])
+    assert recommend.exit_code == 0, recommend.output
+    assert "HOM-001" in _flat(recommend.output) and "SUITS" in _flat(recommend.output)
