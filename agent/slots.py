@@ -72,8 +72,11 @@ class CatalogMatcher:
             # So is the start of the name ("Lumo Air Pro" for "Lumo Air Pro ANC Earbuds"), when only one product has it.
             for size in range(2, len(parts)):
                 prefixes.setdefault(" ".join(parts[:size]).lower(), set()).add(sku)
+        taken = {name for name, _sku in names}
         names += [
-            (prefix, next(iter(skus))) for prefix, skus in prefixes.items() if len(skus) == 1 and len(prefix) >= 8
+            (prefix, next(iter(skus)))
+            for prefix, skus in prefixes.items()
+            if len(skus) == 1 and len(prefix) >= 8 and prefix not in taken  # "Pulsa Watch 3" is its own product
         ]
         self._names = sorted({n for n in names if len(n[0]) >= 4}, key=lambda n: -len(n[0]))
 

@@ -62,7 +62,7 @@ VECTOR_WEIGHT: Final = 0.6
 KEYWORD_WEIGHT: Final = 0.4
 """Weight of normalised BM25: exact words (SKUs, numbers, terms) the vectors blur."""
 
-CHUNKER_VERSION: Final = "v1"
+CHUNKER_VERSION: Final = "v2"
 """Bump when loaders or chunking change what a file becomes: every file is then re-chunked once."""
 
 _EMBED_BATCH: Final = 64  # the encoder serialises calls: small batches let searches in between

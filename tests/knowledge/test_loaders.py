@@ -268,7 +268,7 @@ def test_csv_one_chunk_per_row(tmp_path: Path) -> None:
     assert (zh.lang, zh.category, zh.products) == (Lang.ZH, "returns", ("HOM-001", "HOM-003"))
     assert abroad.text == "Q: Do you ship abroad?\nA: Yes, by DHL; it takes\nup to eight working days."
     assert (abroad.lang, abroad.category, abroad.products) == (Lang.EN, "faq", ())
-    assert (alipay.lang, alipay.category, alipay.title) == (Lang.EN, "payment", "Faq — Can I pay with Alipay?")
+    assert (alipay.lang, alipay.category, alipay.title) == (Lang.EN, "payment", "FAQ — Can I pay with Alipay?")
 
 
 # ----------------------------------------------------------------------------------- bad files
