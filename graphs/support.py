@@ -389,7 +389,10 @@ class _Nodes:
         assert self.deps.llm is not None  # _template answers every turn without a model
         llm_calls = state.get("llm_calls", 0) + 1
         try:
-            message = self.deps.llm.reply(self._llm_messages(state, results, lang), tools=self.deps.tools.tools)
+            # With document passages in hand the answer is in the facts: offering no tools keeps small models
+            # from wandering off to call one (the 0.5B model looked up the example order from a docstring).
+            tools = () if passages_of(results) else self.deps.tools.tools
+            message = self.deps.llm.reply(self._llm_messages(state, results, lang), tools=tools)
         except LlmUnavailable as exc:
             log.warning("reply model unavailable, using a template: %s", exc)
             return {

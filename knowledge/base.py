@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from core.ports import SupportStore
@@ -104,11 +105,17 @@ class KnowledgeBase:
         return sorted(names | set(RELATIONS))
 
     def next_best_action(
-        self, store: SupportStore, customer_id: CustomerId, *, context: str | None = None, lang: Lang | None = None
+        self,
+        store: SupportStore,
+        customer_id: CustomerId,
+        *,
+        context: str | None = None,
+        lang: Lang | None = None,
+        now: datetime | None = None,
     ) -> NextBestAction:
         """The next best action for a customer (see ``knowledge.nba``)."""
         return next_best_action(
-            store, self.recommend, self.graph.accessories_for, customer_id, context=context, lang=lang
+            store, self.recommend, self.graph.accessories_for, customer_id, context=context, lang=lang, now=now
         )
 
 

@@ -45,6 +45,7 @@ _ACCESSORY_WINDOW_DAYS = 120
 _RETENTION_WINDOW_DAYS = 60
 _KEPT = frozenset({OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.RETURN_REQUESTED})
 _LOST = frozenset({OrderStatus.CANCELLED, OrderStatus.RETURNED, OrderStatus.REFUNDED})
+_LOST_ZH = {OrderStatus.CANCELLED: "已取消", OrderStatus.RETURNED: "已退货", OrderStatus.REFUNDED: "已退款"}
 
 Recommender = Callable[..., list[Recommendation]]
 """``KnowledgePort.recommend``."""
@@ -132,7 +133,8 @@ def next_best_action(
                 "retention_offer",
                 None,
                 0.6,
-                f"{customer.tier.value.upper()} 会员，订单 {order.id} 于 {order.updated_at.date()} {order.status.value}"
+                f"{customer.tier.value.upper()} 会员，订单 {order.id} 于 {order.updated_at.date()} "
+                f"{_LOST_ZH[order.status]}"
                 if zh
                 else f"{customer.tier.value} member whose order {order.id} was {order.status.value} "
                 f"on {order.updated_at.date()}",

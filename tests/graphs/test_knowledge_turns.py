@@ -55,6 +55,7 @@ def test_the_llm_answer_cites_only_what_was_retrieved(make_service: Factory) -> 
     assert result.sources and {source["ref"] for source in result.sources} <= {1, 2, 3}
     passages = model.calls[0].text
     assert "[1]" in passages  # the model saw numbered passages
+    assert "tools" not in model.calls[0].kwargs  # and nothing to call: the answer is in the passages
 
 
 def test_an_llm_answer_citing_a_passage_that_was_not_retrieved_is_replaced(make_service: Factory) -> None:
