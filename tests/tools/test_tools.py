@@ -12,19 +12,31 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
 from core.context import SupportContext
+from core.ports import KnowledgePort
+from core.settings import Settings
 from core.store import SqlStore
 from core.types import Channel, ConversationId, CustomerId, OrderStatus, TicketKind
+from knowledge import KnowledgeBase
 from tools import BUILTIN_TOOLS, ToolError, ToolRegistry, explain
 
 SNAPSHOT = Path(__file__).with_name("tool_schemas.json")
 
 
-def run_tool(store: SqlStore, customer: str, name: str, args: dict[str, Any], conversation: str = "t-1") -> ToolMessage:
+def run_tool(
+    store: SqlStore,
+    customer: str,
+    name: str,
+    args: dict[str, Any],
+    conversation: str = "t-1",
+    knowledge: KnowledgePort | None = None,
+) -> ToolMessage:
     graph = StateGraph(MessagesState, context_schema=SupportContext)
     graph.add_node("act", ToolNode(list(BUILTIN_TOOLS), handle_tool_errors=explain))
     graph.add_edge(START, "act")
     call = ToolCall(name=name, args=args, id="call-1", type="tool_call")
-    context = SupportContext(CustomerId(customer), ConversationId(conversation), Channel.WEB, store)
+    context = SupportContext(
+        CustomerId(customer), ConversationId(conversation), Channel.WEB, store, knowledge=knowledge
+    )
     result = graph.compile().invoke({"messages": [AIMessage("", tool_calls=[call])]}, context=context)
     message = result["messages"][-1]
     assert isinstance(message, ToolMessage)
@@ -171,3 +183,47 @@ def test_update_contact_will_not_take_another_customers_email(store: SqlStore) -
     message = run_tool(store, "C0002", "update_contact", {"email": other.email.upper()})
     assert message.status == "error" and "belongs to another account" in message.text
     assert other.email not in message.text
+
+
+def test_knowledge_tools_say_when_the_knowledge_base_is_missing(store: SqlStore) -> None:
+    message = run_tool(store, "C0002", "search_knowledge", {"query": "return policy"})
+    assert message.status == "error"
+    assert "knowledge base is not available" in message.text
+
+
+def test_compare_products_rejects_an_unknown_product_by_name(store: SqlStore) -> None:
+    message = run_tool(store, "C0002", "compare_products", {"products": ["AUD-001", "Flux Capacitor"]})
+    assert message.status == "error"
+    assert "Flux Capacitor" in message.text
+
+
+@pytest.fixture
+def kb(settings: Settings, store: SqlStore) -> KnowledgeBase:
+    return KnowledgeBase.open(settings.kb_path, store.list_products(), doc_paths=())
+
+
+def test_search_knowledge_returns_passages_with_sources_and_scores(store: SqlStore, kb: KnowledgeBase) -> None:
+    message = run_tool(store, "C0002", "search_knowledge", {"query": "Do you ship to Hong Kong?"}, knowledge=kb)
+    passages = message.artifact["passages"]
+    assert 1 <= len(passages) <= 3
+    assert set(passages[0]) == {"id", "source", "title", "text", "score"}
+    assert message.artifact["best_score"] == passages[0]["score"] > 0.3
+    assert "Hong Kong" in passages[0]["text"] and passages[0]["id"].startswith(passages[0]["source"] + "#")
+
+
+def test_recommend_products_leaves_out_what_the_customer_bought(store: SqlStore, kb: KnowledgeBase) -> None:
+    need = {"need": "家里有猫，掉毛严重"}
+    mine = run_tool(store, "C0001", "recommend_products", need, knowledge=kb)  # 王芳 owns the X1
+    theirs = run_tool(store, "C0002", "recommend_products", need, knowledge=kb)
+    assert theirs.artifact["recommendations"][0]["sku"] == "HOM-001"
+    assert "HOM-001" not in {item["sku"] for item in mine.artifact["recommendations"]}
+    assert all("←" in item["rationale"] for item in theirs.artifact["recommendations"])
+
+
+def test_compare_products_by_name_or_sku(store: SqlStore, kb: KnowledgeBase) -> None:
+    message = run_tool(
+        store, "C0002", "compare_products", {"products": ["Lumo Air Pro ANC Earbuds", "aud-003"]}, knowledge=kb
+    )
+    assert message.status == "success", message.text
+    assert message.artifact["skus"] == ["AUD-001", "AUD-003"]
+    assert "active noise cancelling" in message.artifact["shared_features"]
