@@ -26,7 +26,7 @@ from agent.pii import PiiRedactor, mask
 from agent.understanding import detect_lang
 from core.settings import Settings
 
-__all__ = ["Choice", "LlmGateway", "LlmUnavailable", "label_confidence", "make_chat_model"]
+__all__ = ["WARM_UP_TIMEOUT_S", "Choice", "LlmGateway", "LlmUnavailable", "label_confidence", "make_chat_model"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,10 @@ def label_confidence(content: str, logprobs: Sequence[dict[str, Any]], value: st
     return math.exp(total) if found else 0.0
 
 
+WARM_UP_TIMEOUT_S = 300.0
+"""How long a prompt-cache warm-up call may take (the 1.5B model's cold prefix takes ~40 s on 2 cores)."""
+
+
 class LlmGateway:
     """The only way nodes talk to an LLM.
 
@@ -113,8 +117,12 @@ class LlmGateway:
         """False while the breaker is open after a recent failure."""
         return time.monotonic() >= self._open_until
 
-    def choose(self, messages: Sequence[BaseMessage], field: str, options: Sequence[str]) -> Choice:
+    def choose(
+        self, messages: Sequence[BaseMessage], field: str, options: Sequence[str], *, warm_up: bool = False
+    ) -> Choice:
         """Ask the model to pick one of ``options`` for ``field``; confidence from log-probabilities.
+
+        ``warm_up`` marks a call that only fills the server's prompt cache (see ``_invoke``).
 
         Raises:
             LlmUnavailable: the backend failed, timed out or returned no valid label.
@@ -126,7 +134,7 @@ class LlmGateway:
             "additionalProperties": False,
         }
         response_format = {"type": "json_schema", "json_schema": {"name": field, "strict": True, "schema": schema}}
-        message = self._invoke(messages, response_format=response_format, logprobs=True)
+        message = self._invoke(messages, warm_up=warm_up, response_format=response_format, logprobs=True)
         content = message.text
         try:
             label = json.loads(content)[field]
@@ -138,9 +146,16 @@ class LlmGateway:
         return Choice(label=label, confidence=label_confidence(content, logprobs, label, field))
 
     def reply(
-        self, messages: Sequence[BaseMessage], tools: Sequence[BaseTool] = (), max_tokens: int | None = None
+        self,
+        messages: Sequence[BaseMessage],
+        tools: Sequence[BaseTool] = (),
+        max_tokens: int | None = None,
+        *,
+        warm_up: bool = False,
     ) -> AIMessage:
         """Let the model write the next message, optionally with ``tools`` it may call.
+
+        ``warm_up`` marks a call that only fills the server's prompt cache (see ``_invoke``).
 
         Raises:
             LlmUnavailable: the backend failed or timed out.
@@ -150,7 +165,7 @@ class LlmGateway:
             kwargs["tools"] = [_tool_schema(tool) for tool in tools]
         if max_tokens is not None:
             kwargs["max_completion_tokens"] = max_tokens
-        return self._invoke(messages, **kwargs)
+        return self._invoke(messages, warm_up=warm_up, **kwargs)
 
     def _guard(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
         """Mask personal data still present in any text about to leave: contents and tool-call arguments."""
@@ -203,15 +218,25 @@ class LlmGateway:
             blocks.append(block)
         return blocks, kinds
 
-    def _invoke(self, messages: Sequence[BaseMessage], **kwargs: Any) -> AIMessage:
+    def _invoke(self, messages: Sequence[BaseMessage], *, warm_up: bool = False, **kwargs: Any) -> AIMessage:
+        """Call the model through the privacy boundary and the breaker.
+
+        A warm-up call evaluates a long static prefix (system prompt and every tool schema) from a
+        cold cache, which on 2 CPU cores can take longer than a customer's turn may: it gets
+        ``WARM_UP_TIMEOUT_S`` instead of the per-turn timeout, and its failure does not open the
+        breaker, so customers' turns are never answered by templates because of it.
+        """
         if not self.available:
             raise LlmUnavailable("backend failed recently; circuit open")
         messages = self._guard(messages)
+        if warm_up:
+            kwargs["timeout"] = WARM_UP_TIMEOUT_S
         try:
             result = self._model.invoke(list(messages), **kwargs)
         except Exception as exc:  # any transport, timeout or server error means: no LLM this turn
-            with self._lock:
-                self._open_until = time.monotonic() + self._cooldown_s
+            if not warm_up:
+                with self._lock:
+                    self._open_until = time.monotonic() + self._cooldown_s
             raise LlmUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(result, AIMessage):
             raise LlmUnavailable(f"unexpected model output {type(result).__name__}")

@@ -167,12 +167,16 @@ def warm_up(deps: AgentDeps) -> None:
     for lang in Lang:
         try:
             deps.llm.choose(
-                [SystemMessage(load_prompt("understand", lang.value)), HumanMessage("hi")], "intent", options
+                [SystemMessage(load_prompt("understand", lang.value)), HumanMessage("hi")],
+                "intent",
+                options,
+                warm_up=True,
             )
             deps.llm.reply(
                 [SystemMessage(load_prompt("respond", lang.value)), HumanMessage("hi")],
                 tools=deps.tools.tools,
                 max_tokens=1,
+                warm_up=True,
             )
         except LlmUnavailable as exc:
             log.warning("prompt-cache warm-up skipped: %s", exc)

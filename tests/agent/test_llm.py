@@ -10,7 +10,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolCall
 from langchain_openai import ChatOpenAI
 
-from agent.llm import Choice, LlmGateway, LlmUnavailable, label_confidence, make_chat_model
+from agent.llm import WARM_UP_TIMEOUT_S, Choice, LlmGateway, LlmUnavailable, label_confidence, make_chat_model
 from agent.machine import Intent
 from core.settings import Settings
 from tests.fakes import ScriptedChatModel, intent, reply
@@ -167,6 +167,18 @@ def test_a_model_failure_becomes_llm_unavailable_and_opens_the_breaker() -> None
     with pytest.raises(LlmUnavailable, match="circuit open"):
         gateway.reply(MESSAGES)
     assert len(model.calls) == 1  # the open breaker failed fast, without calling the model
+
+
+def test_a_warm_up_gets_a_long_timeout_and_its_failure_leaves_the_breaker_closed() -> None:
+    model = ScriptedChatModel([TimeoutError("cold prefix"), AIMessage(content="ok"), AIMessage(content="hi")])
+    gateway = LlmGateway(model)
+    with pytest.raises(LlmUnavailable, match="cold prefix"):
+        gateway.reply(MESSAGES, max_tokens=1, warm_up=True)
+    assert gateway.available  # customers' turns still try the model
+    gateway.reply(MESSAGES, max_tokens=1, warm_up=True)
+    assert model.calls[1].kwargs["timeout"] == WARM_UP_TIMEOUT_S
+    gateway.reply(MESSAGES)
+    assert "timeout" not in model.calls[2].kwargs  # a turn keeps the client's per-turn timeout
 
 
 def test_the_original_exception_is_chained() -> None:
