@@ -496,7 +496,9 @@ class _Nodes:
         route = state.get("route", "rules")
         update: dict[str, Any] = {}
         if route == "llm":
-            problem = _ungrounded(text, results, _last_customer_text(state["messages"]), lang)
+            problem = _ungrounded(text, results, _last_customer_text(state["messages"]), lang) or _internal(
+                text, self.deps.tools.names
+            )
             if problem:
                 log.info("LLM reply dropped: %s", problem)
                 text, route = compose(Intent(state["intent"]), results, lang), "rules"
@@ -519,6 +521,13 @@ class _Nodes:
             )
             text = mask(text, foreign)
         return {**update, "messages": [AIMessage(text, id=last.id)], "route": route}
+
+
+def _internal(text: str, tool_names: Sequence[str]) -> str:
+    """Why a reply shows the customer Kefu's internals ("call the `lookup_order` function"), or ""."""
+    lowered = text.lower()
+    named = next((name for name in tool_names if name.lower() in lowered), None)
+    return f"names the internal tool {named}" if named else ""
 
 
 def _confident(results: list[ToolResult], threshold: float) -> tuple[list[ToolResult], float | None]:

@@ -118,6 +118,17 @@ def test_ungrounded_llm_reply_is_replaced(make_service: Factory, store: SqlStore
     assert "shipped" in result.reply
 
 
+def test_a_reply_that_names_an_internal_tool_is_replaced(make_service: Factory) -> None:
+    model = ScriptedChatModel(
+        [reply("To find your order, you can call the `lookup_order` function with the order number.")]
+    )
+    intents = ScriptedIntents({"where": sure("order_status")})
+    result = make_service(model, intents).chat("c5b", "C0002", "Where is my order?")
+    assert result.tools == ["list_recent_orders"]
+    assert result.route == "rules" and "lookup_order" not in result.reply
+    assert result.fallback is not None and "internal tool lookup_order" in result.fallback
+
+
 def test_tool_call_written_as_json_text_is_executed(make_service: Factory) -> None:
     model = ScriptedChatModel(
         [
