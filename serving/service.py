@@ -244,9 +244,10 @@ class KefuService:
             )
         turn = _turn_messages(state["messages"])
         reply = next(m for m in reversed(turn) if isinstance(m, AIMessage) and not m.tool_calls)
+        vault = self.vault.entries(conversation_id)  # one decryption of the vault for the whole reply
         result = TurnResult(
             conversation_id=conversation_id,
-            reply=restore(reply.text, self.vault.entries(conversation_id)),
+            reply=restore(reply.text, vault),
             state=state["dialogue_state"],
             intent=state["intent"],
             confidence=state["confidence"],
@@ -258,10 +259,7 @@ class KefuService:
             emotion=state.get("emotion", "calm"),
             fallback=_fallback(state),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            sources=[
-                {**source, "title": restore(str(source["title"]), self.vault.entries(conversation_id))}
-                for source in state.get("sources", [])
-            ],
+            sources=[{**source, "title": restore(str(source["title"]), vault)} for source in state.get("sources", [])],
         )
         self._audit(customer_id, state, result)
         return result
