@@ -111,6 +111,11 @@ class LlmGateway:
         self._lock = threading.Lock()
         self.pii_blocked = 0
         """Personal-data spans masked at the boundary since start-up (each one is a bug upstream)."""
+        self.calls = 0
+        """Successful calls since start-up (warm-ups excluded)."""
+        self.prompt_tokens = 0
+        """Prompt tokens the backend reported since start-up (warm-ups excluded)."""
+        self.completion_tokens = 0
 
     @property
     def available(self) -> bool:
@@ -240,6 +245,12 @@ class LlmGateway:
             raise LlmUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(result, AIMessage):
             raise LlmUnavailable(f"unexpected model output {type(result).__name__}")
+        if not warm_up:
+            usage: dict[str, Any] = dict(result.usage_metadata or {})
+            with self._lock:
+                self.calls += 1
+                self.prompt_tokens += int(usage.get("input_tokens", 0))
+                self.completion_tokens += int(usage.get("output_tokens", 0))
         return result
 
 

@@ -13,8 +13,14 @@ from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, LargeBinary,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AgentRow",
+    "ApiKeyRow",
     "Base",
+    "ChannelIdentityRow",
     "CustomerRow",
+    "HandoffNoteRow",
+    "HandoffRow",
+    "InboundMessageRow",
     "OrderItemRow",
     "OrderRow",
     "ProductRow",
@@ -162,6 +168,92 @@ class VaultMetaRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class HandoffRow(Base):
+    """A conversation handed to the human desk, with the context packet the agent reads first."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(16), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    ticket_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    """``waiting`` (in the queue), ``active`` (a human owns it), ``returned`` (to the bot) or ``closed``."""
+    reason: Mapped[str] = mapped_column(String(300))
+    tier: Mapped[str] = mapped_column(String(16))
+    emotion: Mapped[str] = mapped_column(String(16))
+    packet: Mapped[dict[str, Any]] = mapped_column(JSON)
+    agent_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class HandoffNoteRow(Base):
+    """A private note a human agent wrote on a handoff; the customer never sees it."""
+
+    __tablename__ = "handoff_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    agent_id: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AgentRow(Base):
+    """A human agent's console account."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """The login name."""
+    name: Mapped[str] = mapped_column(String(80))
+    """What the customer sees when this agent joins."""
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    """``scrypt$n$r$p$salt$hash``, never the password."""
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ApiKeyRow(Base):
+    """A channel API key; only its SHA-256 is stored, the key is shown once when created."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """The public part of the key (``kf_<id>_<secret>``), for listing and revoking."""
+    name: Mapped[str] = mapped_column(String(80))
+    channel: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ChannelIdentityRow(Base):
+    """Which customer an outside identity (a WeChat openid) is."""
+
+    __tablename__ = "channel_identities"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class InboundMessageRow(Base):
+    """A customer message already answered, by the id its channel gave it: a retry gets the same answer."""
+
+    __tablename__ = "inbound_messages"
+
+    conversation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
 def make_engine(url: str) -> Engine:

@@ -79,9 +79,47 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    log_format: Literal["json", "text"] = "json"
+    """``json``: one JSON object per line, with no customer text or personal data in it."""
+
+    api_auth: bool = True
+    """Require a channel API key (or a customer session token) on the conversation API. Turn off only
+    on a machine no one else can reach."""
+    secret_key: SecretStr | None = None
+    """Signs customer session tokens and console logins; overrides ``secret_key_file``."""
+    secret_key_file: Path | None = None
+    """Defaults to ``data_dir/secret.key``, created on first start."""
+    session_ttl_s: int = Field(default=24 * 3600, gt=0)
+    """How long a customer session token (widget, app) and a console login stay valid."""
+    demo_pages: bool = True
+    """Serve the demo shop page and the web chat, which sign in the demo customers themselves. Turn off
+    in production: your own site issues session tokens (``POST /v1/sessions``)."""
+    cors_origins: list[str] = []
+    """Origins allowed to call the API from a browser (JSON list), e.g. ``["https://shop.example.com"]``."""
+    rate_per_key_per_min: int = Field(default=600, gt=0)
+    """Requests per minute one API key (or one session token) may make."""
+    rate_per_conversation_per_min: int = Field(default=30, gt=0)
+    """Customer messages per minute one conversation may send."""
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    """Larger requests are refused with 413 before they are read."""
+
+    wechat_token: SecretStr | None = None
+    """The Official Account's server token; setting it turns the WeChat channel on (``/wechat``)."""
+    wechat_app_id: str | None = None
+    wechat_app_secret: SecretStr | None = None
+    """For the customer-service message API (late replies, human agents' replies)."""
+    wechat_aes_key: SecretStr | None = None
+    """EncodingAESKey (43 characters): set it for the encrypted (safe) and compatible message modes."""
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_reply_within_s: float = Field(default=4.5, gt=0, lt=5)
+    """WeChat waits 5 s for a passive reply; after this the answer goes out through the API instead."""
+    wechat_max_reply_chars: int = Field(default=600, ge=50, le=2000)
+    """Longer replies are split into several messages at sentence ends."""
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.wechat_aes_key is not None and len(self.wechat_aes_key.get_secret_value()) != 43:
+            raise ConfigError("KEFU_WECHAT_AES_KEY must be the 43-character EncodingAESKey")
         if self.llm_backend != "llamacpp" and not self.llm_base_url:
             raise ConfigError(f"KEFU_LLM_BASE_URL is required with KEFU_LLM_BACKEND={self.llm_backend}")
         return self
@@ -105,6 +143,11 @@ class Settings(BaseSettings):
     def kb_path(self) -> Path:
         """The knowledge base directory."""
         return self.kb_dir or self.data_dir / "kb"
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The file of the signing secret when ``KEFU_SECRET_KEY`` is not set."""
+        return self.secret_key_file or self.data_dir / "secret.key"
 
     @property
     def checkpoint_path(self) -> Path:

@@ -106,6 +106,11 @@ class SqlStore:
         """Use ``engine``; its tables must exist (see ``core.db.make_engine``)."""
         self._engine = engine
 
+    @property
+    def engine(self) -> Engine:
+        """The engine the store runs on (shared with the desk store)."""
+        return self._engine
+
     def _session(self) -> Session:
         return Session(self._engine, expire_on_commit=False)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import NewType
+from typing import Any, NewType
 
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "AgentAccount",
+    "ApiKey",
     "Channel",
     "Comparison",
     "ComparisonRow",
@@ -16,6 +18,9 @@ __all__ = [
     "Customer",
     "CustomerId",
     "CustomerProfile",
+    "Handoff",
+    "HandoffNote",
+    "HandoffStatus",
     "Lang",
     "NextBestAction",
     "Order",
@@ -268,3 +273,66 @@ class NextBestAction(_View):
     product_id: Sku | None
     confidence: float
     rationale: str
+
+
+class HandoffStatus(StrEnum):
+    """Where a handed-off conversation is."""
+
+    WAITING = "waiting"
+    """In the queue; the bot tells the customer a human is coming."""
+    ACTIVE = "active"
+    """A human agent owns it; the bot is silent."""
+    RETURNED = "returned"
+    """Handed back to the bot."""
+    CLOSED = "closed"
+
+
+class HandoffNote(_View):
+    """A private note on a handoff."""
+
+    id: int
+    agent_id: str
+    text: str
+    created_at: datetime
+
+
+class Handoff(_View):
+    """A conversation the bot handed to people, with everything they need to go on without asking again."""
+
+    id: int
+    conversation_id: ConversationId
+    customer_id: CustomerId
+    channel: Channel
+    ticket_id: TicketId | None
+    status: HandoffStatus
+    reason: str
+    tier: Tier
+    emotion: str
+    packet: dict[str, Any]
+    """Summary, intent and emotion history, slots, orders and knowledge looked up, confidence trail,
+    redacted transcript: see ``serving.desk.context_packet``."""
+    agent_id: str | None
+    created_at: datetime
+    taken_at: datetime | None
+    ended_at: datetime | None
+    notes: list[HandoffNote] = []
+
+
+class AgentAccount(_View):
+    """A human agent who can log into the console."""
+
+    id: str
+    name: str
+    role: str
+    """``agent`` or ``lead``."""
+    active: bool
+
+
+class ApiKey(_View):
+    """A channel API key as listed: never the key itself."""
+
+    id: str
+    name: str
+    channel: Channel
+    created_at: datetime
+    revoked_at: datetime | None

@@ -77,11 +77,20 @@ def main(argv: list[str] | None = None) -> None:
     seed(engine)
     store = SqlStore(engine)
     env = {**os.environ, "KEFU_DATA_DIR": str(data_dir), "KEFU_PORT": str(port), "KEFU_LLM_MODEL": args.model}
+    created = subprocess.run(
+        [sys.executable, "-m", "serving.cli", "keys", "create", "--name", "e2e-latency"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
     log = (data_dir / "serve.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve"], env=env, stdout=log, stderr=log)
     rows: list[dict[str, Any]] = []
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300, headers=headers) as client:
             ready = _wait_ready(client, process, timeout_s=600)
             for lang, (customer, turns) in CONVERSATIONS.items():
                 order_id = _shipped_order(store, customer)

@@ -56,3 +56,5 @@ class SupportState(MessagesState, total=False):
     """What this turn's reply rests on: cited document passages and graph paths (for the API response)."""
     fallback_reason: str
     """Why this turn's reply is a template rather than the model's (knowledge miss, ungrounded reply)."""
+    human: str
+    """The human agent who owns the conversation; while set, customer messages are stored and the bot is silent."""

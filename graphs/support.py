@@ -146,7 +146,7 @@ def build_graph(
     graph.add_node("respond", nodes.respond)
     graph.add_node("guard", nodes.guard)
     graph.add_edge(START, "redact")
-    graph.add_edge("redact", "understand")
+    graph.add_conditional_edges("redact", _after_redact, ["understand", END])
     graph.add_edge("understand", "decide")
     graph.add_conditional_edges("decide", _after_plan, ["act", "respond"])
     graph.add_edge("act", "respond")
@@ -186,6 +186,11 @@ def warm_up(deps: AgentDeps) -> None:
 def _pending_calls(state: SupportState) -> bool:
     last = state["messages"][-1]
     return isinstance(last, AIMessage) and bool(last.tool_calls)
+
+
+def _after_redact(state: SupportState) -> str:
+    # A human agent owns the conversation: keep the (redacted) message, leave the answer to them.
+    return END if state.get("human") else "understand"
 
 
 def _after_plan(state: SupportState) -> Literal["act", "respond"]:

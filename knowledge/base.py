@@ -66,6 +66,10 @@ class KnowledgeBase:
         graph = ProductGraph.load_or_build(products, triples, directory / "graph")
         return cls(documents, graph)
 
+    def ping(self) -> int:
+        """Ask the vector store how many chunks it holds (raises if it does not answer), for ``/readyz``."""
+        return self.documents.count()
+
     def search(
         self,
         query: str,

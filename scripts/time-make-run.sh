@@ -18,8 +18,10 @@ for _ in $(seq 1 2400); do
   sleep 0.5
 done
 echo "api answering after ${ready:-?} s, prompt cache warm after ${warm:-?} s"
-curl -s localhost:8000/v1/chat -H 'Content-Type: application/json' \
-  -d '{"conversation_id":"time-make-run","customer_id":"C0002","text":"Where is my order?"}' | head -c 200; echo
+token=$(curl -s localhost:8000/v1/demo/session -H 'Content-Type: application/json' -d '{"customer_id":"C0002"}' \
+  | sed -E 's/.*"token":"([^"]+)".*/\1/')
+curl -s localhost:8000/v1/chat -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
+  -d '{"conversation_id":"time-make-run","text":"Where is my order?"}' | head -c 200; echo
 kill -INT -"$pid"; wait "$pid"; echo "make run exited with $? after Ctrl-C"
 sleep 1
 if pgrep -f "llama-server-" >/dev/null; then echo "ORPHANED llama-server"; exit 1; else echo "no llama-server left"; fi

@@ -1,16 +1,32 @@
-"""HTTP DTOs and routes. The only place that maps Kefu's errors to HTTP status codes."""
+"""HTTP DTOs, credentials as dependencies, and the chat, history, audit, insight and ops routes.
+
+``serving/app.py`` maps Kefu's errors to HTTP status codes; routes only raise them.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from core.types import Channel, CustomerId, Lang
-from serving.service import KefuService
+from core.errors import AuthError, ForbiddenError
+from core.types import Channel, CustomerId, HandoffStatus, Lang
+from serving.auth import Principal, TokenSigner, verify_api_key
+from serving.limits import RateLimiter
+from serving.service import KefuService, TurnResult
 
-__all__ = ["ChatRequest", "ChatResponse", "router"]
+__all__ = [
+    "ChatRequest",
+    "ChatResponse",
+    "ConversationIdPath",
+    "PrincipalDep",
+    "ServiceDep",
+    "authenticate",
+    "chat_response",
+    "router",
+]
 
 
 def _service(request: Request) -> KefuService:
@@ -20,14 +36,53 @@ def _service(request: Request) -> KefuService:
 
 ServiceDep = Annotated[KefuService, Depends(_service)]
 ConversationIdStr = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+ConversationIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def authenticate(service: KefuService, signer: TokenSigner, limiter: RateLimiter, credential: str | None) -> Principal:
+    """Who a credential is (an API key or a customer session token), counted against its rate limit.
+
+    Raises:
+        AuthError: missing, unknown, revoked, forged or expired.
+        RateLimitError: too many requests with this credential.
+    """
+    if not service.settings.api_auth:
+        return Principal(kind="open", subject="open")
+    if not credential:
+        raise AuthError("missing credential: send 'Authorization: Bearer <API key or session token>'")
+    if credential.startswith("kf_"):
+        key = verify_api_key(service.desk, credential)
+        principal = Principal(kind="key", subject=key.id, channel=key.channel)
+    else:
+        customer = signer.session_customer(credential)
+        principal = Principal(kind="session", subject=f"session:{customer}", customer_id=customer)
+    limiter.hit(principal.subject)
+    return principal
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("x-kefu-key") or None
+
+
+def _principal(request: Request, service: ServiceDep) -> Principal:
+    credential = _bearer(request) or request.query_params.get("token")
+    state = request.app.state
+    return authenticate(service, state.signer, state.key_limiter, credential)
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
 class ChatRequest(BaseModel):
     """One customer message."""
 
     conversation_id: ConversationIdStr
-    customer_id: str = Field(min_length=1, max_length=32)
-    """The customer the channel authenticated."""
+    customer_id: str | None = Field(default=None, min_length=1, max_length=32)
+    """The customer, required with an API key; a session token already names its customer."""
     channel: Channel = Channel.WEB
     text: str = Field(min_length=1, max_length=4000)
     lang: Lang | None = None
@@ -87,7 +142,19 @@ class Message(BaseModel):
     """One visible message."""
 
     role: str
+    """``customer``, ``agent`` (the bot), ``human`` (a human agent) or ``notice``."""
     text: str
+    agent: str | None = None
+    """The human agent's name, for ``human`` messages."""
+
+
+class HandoffInfo(BaseModel):
+    """Whether people are on the conversation."""
+
+    status: HandoffStatus
+    """``waiting`` (queued for a human) or ``active`` (a human owns it)."""
+    agent: str | None
+    """The human agent's name once one took over."""
 
 
 class Conversation(BaseModel):
@@ -96,6 +163,8 @@ class Conversation(BaseModel):
     conversation_id: str
     state: str | None
     messages: list[Message]
+    handoff: HandoffInfo | None = None
+    """Set while the conversation is queued for or owned by a human agent."""
 
 
 class DemoCustomer(BaseModel):
@@ -111,25 +180,54 @@ class DemoCustomer(BaseModel):
 router = APIRouter()
 
 
-@router.post("/v1/chat", response_model=ChatResponse, tags=["chat"])
-def chat(body: ChatRequest, service: ServiceDep) -> ChatResponse:
-    """Send a customer message and get the agent's reply."""
-    result = service.chat(body.conversation_id, body.customer_id, body.text, channel=body.channel, lang=body.lang)
-    return ChatResponse(**result.__dict__)
+def chat_response(result: TurnResult) -> ChatResponse:
+    """The HTTP shape of a turn's result."""
+    return ChatResponse(**{k: v for k, v in result.__dict__.items() if k in ChatResponse.model_fields})
 
 
-@router.get("/v1/conversations/{conversation_id}", response_model=Conversation, tags=["chat"])
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, unknown or expired credential"},
+    403: {"description": "the credential may not do this"},
+    429: {"description": "rate limit; see Retry-After"},
+}
+
+
+@router.post("/v1/chat", response_model=ChatResponse, tags=["chat"], responses=_AUTH_RESPONSES)
+def chat(body: ChatRequest, service: ServiceDep, principal: PrincipalDep, request: Request) -> ChatResponse:
+    """Send a customer message and get the agent's reply (the conversation id in the body)."""
+    customer = principal.customer(body.customer_id)
+    request.app.state.conversation_limiter.hit(body.conversation_id)
+    result = service.chat(body.conversation_id, customer, body.text, channel=body.channel, lang=body.lang)
+    return chat_response(result)
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}", response_model=Conversation, tags=["chat"], responses=_AUTH_RESPONSES
+)
 def conversation(
-    conversation_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")],
-    customer_id: Annotated[str, Query(min_length=1, max_length=32)],
+    conversation_id: ConversationIdPath,
     service: ServiceDep,
+    principal: PrincipalDep,
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
 ) -> Conversation:
-    """A conversation's history, for reloading a chat window."""
-    state, entries = service.history(conversation_id, customer_id)
+    """A conversation's history and handoff status, for reloading a chat window.
+
+    With a session token the customer comes from the token; with an API key, from ``customer_id``.
+    A conversation that does not exist yet has an empty history.
+    """
+    customer = principal.customer(customer_id)
+    state, entries = service.history(conversation_id, customer)
+    handoff = service.desk.open_handoff_for(conversation_id) if entries else None
+    agent = service.desk.get_agent(handoff.agent_id) if handoff is not None and handoff.agent_id else None
     return Conversation(
         conversation_id=conversation_id,
         state=state,
-        messages=[Message(role=e.role, text=e.text) for e in entries],
+        messages=[Message(role=e.role, text=e.text, agent=e.agent) for e in entries],
+        handoff=(
+            HandoffInfo(status=handoff.status, agent=agent.name if agent is not None else None)
+            if handoff is not None
+            else None
+        ),
     )
 
 
@@ -152,13 +250,20 @@ class AuditEntry(BaseModel):
     latency_ms: float
 
 
-@router.get("/v1/conversations/{conversation_id}/audit", response_model=list[AuditEntry], tags=["chat"])
+@router.get(
+    "/v1/conversations/{conversation_id}/audit",
+    response_model=list[AuditEntry],
+    tags=["chat"],
+    responses=_AUTH_RESPONSES,
+)
 def conversation_audit(
-    conversation_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")],
-    customer_id: Annotated[str, Query(min_length=1, max_length=32)],
+    conversation_id: ConversationIdPath,
     service: ServiceDep,
+    principal: PrincipalDep,
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
 ) -> list[AuditEntry]:
     """Every turn's intent, confidence, deciding stage, thresholds and fallback reason."""
+    customer_id = principal.customer(customer_id)
     return [
         AuditEntry(
             **{
@@ -170,9 +275,15 @@ def conversation_audit(
     ]
 
 
+def _demo_only(service: KefuService) -> None:
+    if not service.settings.demo_pages:
+        raise HTTPException(404, "the demo pages are turned off (KEFU_DEMO_PAGES=false)")
+
+
 @router.get("/v1/demo/customers", response_model=list[DemoCustomer], tags=["demo"])
 def demo_customers(service: ServiceDep) -> list[DemoCustomer]:
-    """Two demo customers (zh and en) with their recent order numbers."""
+    """Two demo customers (zh and en) with their recent order numbers (only with ``KEFU_DEMO_PAGES``)."""
+    _demo_only(service)
     out: list[DemoCustomer] = []
     for customer_id in ("C0001", "C0002"):
         customer = service.store.get_customer(CustomerId(customer_id))
@@ -215,9 +326,15 @@ class NextBestActionResponse(BaseModel):
     """What drove it: the ticket, the graph path, the purchase the accessory belongs to."""
 
 
-@router.post("/v1/insights/next-best-action", response_model=NextBestActionResponse, tags=["insights"])
-def next_best_action(body: NextBestActionRequest, service: ServiceDep) -> NextBestActionResponse:
-    """The next best action for a customer from their profile, order history and the product graph."""
+@router.post(
+    "/v1/insights/next-best-action", response_model=NextBestActionResponse, tags=["insights"], responses=_AUTH_RESPONSES
+)
+def next_best_action(
+    body: NextBestActionRequest, service: ServiceDep, principal: PrincipalDep
+) -> NextBestActionResponse:
+    """The next best action for a customer from their profile, order history and the product graph (API keys only)."""
+    if principal.kind == "session":
+        raise ForbiddenError("insights need an API key, not a customer session token")
     action = service.next_best_action(body.customer_id, body.context, body.lang)
     return NextBestActionResponse(**action.model_dump(mode="json"))
 
@@ -228,7 +345,20 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["ops"])
-def readyz(service: ServiceDep) -> dict[str, str]:
-    """Ready to chat; says which LLM backend answers (rules answer either way) and the prompt-cache state."""
-    return {"status": "ok", "llm": service.llm_base_url or "none (rules only)", "prompt_cache": service.prompt_cache}
+@router.get("/readyz", tags=["ops"], responses={503: {"description": "the database or the vector store is down"}})
+def readyz(service: ServiceDep) -> Response:
+    """Ready to chat: the database and the vector store answer. The LLM is reported, not required (rules answer)."""
+    checks = service.readiness()
+    ready = checks["database"] == "ok" and checks["vector_store"].startswith("ok")
+    body = {
+        "status": "ok" if ready else "unavailable",
+        **checks,
+        "llm_url": service.llm_base_url or "none (rules only)",
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", tags=["ops"], response_class=Response)
+def metrics(service: ServiceDep) -> Response:
+    """Prometheus metrics: turns, latency by node, fallbacks, handoffs, intents, LLM calls and tokens."""
+    return Response(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

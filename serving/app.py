@@ -8,27 +8,45 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import BackendError, ConfigError, InvalidInputError, KefuError, NotFoundError
+from core.errors import KefuError, RateLimitError
 from core.settings import Settings
+from core.types import Channel
+from serving import console, conversations, wechat
 from serving.api import router
+from serving.auth import TokenSigner, load_secret
+from serving.errors import status_of
+from serving.limits import RateLimiter
 from serving.service import KefuService
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024
-"""Requests larger than this are refused with 413 before they are parsed."""
+_STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_ASSETS = ("widget.js", "widget.css", "console.js", "console.css")
 
-_STATUS: dict[type[KefuError], int] = {
-    InvalidInputError: 422,
-    NotFoundError: 404,
-    BackendError: 503,
-    ConfigError: 500,
-}
+
+def _static(name: str) -> str:
+    return resources.files("serving").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _asset_route(name: str) -> Callable[[], Response]:
+    media_type = _STATIC_TYPES[name[name.rindex(".") :]]
+
+    def serve() -> Response:
+        try:
+            body = _static(name)
+        except FileNotFoundError as exc:
+            raise HTTPException(404, f"{name} is not installed") from exc
+        return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+    return serve
 
 
 def create_app(settings: Settings, *, service_factory: Callable[[Settings], KefuService] | None = None) -> FastAPI:
@@ -39,35 +57,96 @@ def create_app(settings: Settings, *, service_factory: Callable[[Settings], Kefu
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = factory(settings)
         app.state.service = service
+        app.state.signer = TokenSigner(load_secret(settings), settings.session_ttl_s)
+        app.state.wechat = None
+        if settings.wechat_token is not None:
+            channel = wechat.WeChatChannel(settings, service)
+            app.state.wechat = channel
+            service.register_outbound(Channel.WECHAT, channel.deliver)
         log.info("Kefu is ready: chat at http://%s:%d", settings.host, settings.port)
         try:
             yield
         finally:
+            if app.state.wechat is not None:
+                app.state.wechat.close()
             service.close()
 
     app = FastAPI(
         title="Kefu",
         version="0.1.0",
-        summary="Self-hosted AI customer service: chat API and web chat.",
+        summary="Self-hosted AI customer service: conversation API, web widget, WeChat, human-agent console.",
+        description="Credentials, events and channels are explained in docs/channels.md.",
         lifespan=lifespan,
     )
+    app.state.key_limiter = RateLimiter(settings.rate_per_key_per_min, what="credential")
+    app.state.conversation_limiter = RateLimiter(settings.rate_per_conversation_per_min, what="conversation")
+    app.state.login_limiter = RateLimiter(10, what="login name")
     app.include_router(router)
+    app.include_router(conversations.router)
+    app.include_router(console.router)
+    app.include_router(wechat.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Kefu-Key"],
+            max_age=600,
+        )
+
+    def _count(status: int) -> None:
+        service = getattr(app.state, "service", None)
+        if service is not None and status >= 400:
+            service.metrics.rejected.labels(str(status)).inc()
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Callable[[Request], Any]) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse({"detail": f"request body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            _count(413)
+            return JSONResponse(
+                {"detail": f"request body larger than {settings.max_body_bytes} bytes"}, status_code=413
+            )
         response: Response = await call_next(request)
         return response
 
     @app.exception_handler(KefuError)
     async def kefu_error(_request: Request, exc: KefuError) -> JSONResponse:
-        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        status = status_of(exc)
+        _count(status)
+        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))} if isinstance(exc, RateLimitError) else None
+        if status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        _count(422)
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        _count(exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
-        return resources.files("serving").joinpath("static", "index.html").read_text(encoding="utf-8")
+        if not settings.demo_pages:
+            return "<!doctype html><title>Kefu</title><p>Kefu is running. API: <a href='/docs'>/docs</a>."
+        return _static("index.html")
+
+    @app.get("/demo/shop", response_class=HTMLResponse, include_in_schema=False)
+    def shop() -> str:
+        if not settings.demo_pages:
+            raise HTTPException(404, "the demo pages are turned off (KEFU_DEMO_PAGES=false)")
+        return _static("shop.html")
+
+    @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
+    def console_page() -> str:
+        return _static("console.html")
+
+    for asset in _ASSETS:
+        app.add_api_route(f"/{asset}", _asset_route(asset), methods=["GET"], include_in_schema=False)
 
     return app

@@ -33,6 +33,10 @@ vault_app = typer.Typer(help="Manage the encrypted PII vault and its key.", no_a
 app.add_typer(vault_app, name="vault")
 kb_app = typer.Typer(help="The knowledge base: company documents and the product graph.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
+keys_app = typer.Typer(help="Channel API keys (only their SHA-256 is stored).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+agents_app = typer.Typer(help="Human agents' console accounts.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
 console = Console()
 
 
@@ -52,15 +56,18 @@ def serve(
     import uvicorn
 
     from serving.app import create_app
+    from serving.logs import configure_logging
 
-    _logging(True)
     overrides = {k: v for k, v in {"host": host, "port": port, "llm_model": model}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     _open_vault(settings)  # a missing or wrong key is a clear error now, not a traceback from the server
+    configure_logging(settings.log_format)
+    base = f"http://{settings.host}:{settings.port}"
     console.print(
-        f"[bold]Kefu[/bold] starting; the chat will be at [link]http://{settings.host}:{settings.port}[/link]"
+        f"[bold]Kefu[/bold] starting; the chat will be at [link]{base}[/link], the demo shop at "
+        f"[link]{base}/demo/shop[/link], the agent console at [link]{base}/console[/link]"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", log_config=None)
 
 
 def _open_vault(settings: Settings) -> PiiVault:
@@ -133,6 +140,107 @@ def seed_command(reset: Annotated[bool, typer.Option(help="Drop and rebuild the 
         f"demo store {verb}: {summary.products} products, {summary.customers} customers, "
         f"{summary.orders} orders ({settings.resolved_database_url})"
     )
+    if summary.created:
+        import secrets
+
+        from core.desk import DeskStore
+        from serving.auth import hash_password
+
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            password = secrets.token_urlsafe(9)
+            DeskStore(engine).add_agent("demo", "Demo Agent", "lead", hash_password(password))
+        finally:
+            engine.dispose()
+        console.print(f"demo console login: demo / {password}  (reset it with `kefu agents add demo`)")
+
+
+def _desk(settings: Settings) -> Any:
+    from core.desk import DeskStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return DeskStore(make_engine(settings.resolved_database_url))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. shop-app.")],
+    channel: Annotated[Channel, typer.Option(help="The channel its messages come from.")] = Channel.APP,
+) -> None:
+    """Create an API key and print it once; only its SHA-256 is stored."""
+    from serving.auth import create_api_key
+
+    key, listing = create_api_key(_desk(Settings()), name, channel)
+    console.print(
+        f"API key {listing.id} ({listing.name}, {listing.channel.value}); store it now, it is not shown again:"
+    )
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (ids and names, never the keys)."""
+    table = Table("id", "name", "channel", "created", "revoked")
+    for key in _desk(Settings()).list_api_keys():
+        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
+        table.add_row(key.id, key.name, key.channel.value, key.created_at.isoformat(timespec="seconds"), revoked)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `kefu keys list`).")]) -> None:
+    """Revoke an API key; requests with it get 401 from now on."""
+    try:
+        key = _desk(Settings()).revoke_api_key(key_id)
+    except KefuError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"revoked {key.id} ({key.name})")
+
+
+@agents_app.command("add")
+def agents_add(
+    agent_id: Annotated[str, typer.Argument(help="Login name.")],
+    name: Annotated[str | None, typer.Option(help="Name the customer sees (default: the login name).")] = None,
+    role: Annotated[str, typer.Option(help="agent or lead.")] = "agent",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, envvar="KEFU_AGENT_PASSWORD", help="Password."
+        ),
+    ] = "",
+) -> None:
+    """Create a console account, or reset an existing one's name, role and password."""
+    from serving.auth import hash_password
+
+    if role not in ("agent", "lead"):
+        console.print("[red]role must be agent or lead[/red]")
+        raise typer.Exit(2)
+    if len(password) < 8:
+        console.print("[red]the password must have at least 8 characters[/red]")
+        raise typer.Exit(2)
+    account = _desk(Settings()).add_agent(agent_id, name or agent_id, role, hash_password(password))
+    console.print(f"agent {account.id} ({account.name}, {account.role}) can log in at /console")
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """List console accounts."""
+    table = Table("id", "name", "role", "active")
+    for agent in _desk(Settings()).list_agents():
+        table.add_row(agent.id, agent.name, agent.role, "yes" if agent.active else "no")
+    console.print(table)
+
+
+@agents_app.command("disable")
+def agents_disable(agent_id: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Disable a console account (its logins stop working at once)."""
+    try:
+        _desk(Settings()).set_agent_active(agent_id, False)
+    except KefuError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"agent {agent_id} disabled")
 
 
 @app.command()

@@ -9,14 +9,16 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from sqlalchemy import text as sql_text
 
 from agent.intent_engine import IntentEngine, Ranker
 from agent.intents import load_or_train
@@ -26,6 +28,7 @@ from agent.policy import Policy
 from agent.slots import CatalogMatcher
 from core.context import SupportContext
 from core.db import make_engine
+from core.desk import DeskStore
 from core.embeddings import sentence_encoder
 from core.errors import BackendError, InvalidInputError, NotFoundError
 from core.seed import seed
@@ -35,7 +38,10 @@ from core.types import Channel, ConversationId, CustomerId, Lang, NextBestAction
 from core.vault import PiiVault
 from graphs import AgentDeps, build_graph, sqlite_checkpointer, warm_up
 from knowledge import DEMO_DOCS, DEMO_TRIPLES, KnowledgeBase
+from serving.desk import HUMAN_PREFIX, HumanDesk, message_role
+from serving.hub import EventHub
 from serving.llm_server import LlamaServer
+from serving.metrics import Metrics
 from serving.models import resolve_model
 from tools import ToolRegistry
 
@@ -68,6 +74,10 @@ class TurnResult:
     latency_ms: float
     sources: list[dict[str, Any]] = field(default_factory=list)
     """What the reply rests on: cited document passages (ref, id, source, title, score) and graph paths."""
+    message_id: str | None = None
+    """The channel's id of the customer message, when it gave one."""
+    replayed: bool = False
+    """This message id was answered before: the stored reply, not a second turn."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,10 @@ class HistoryEntry:
     """One visible message of a conversation."""
 
     role: str
-    """``customer`` or ``agent``."""
+    """``customer``, ``agent`` (the bot), ``human`` (a human agent) or ``notice`` (the desk's notices)."""
     text: str
+    agent: str | None = None
+    """For ``human`` messages: the agent's display name."""
 
 
 @dataclass
@@ -94,6 +106,12 @@ class KefuService:
     policy: Policy = field(default_factory=Policy)
     warm_up_thread: threading.Thread | None = None
     """Fills the LLM server's prompt cache after start-up."""
+    deps: AgentDeps | None = None
+    gateway: LlmGateway | None = None
+    hub: EventHub = field(default_factory=EventHub)
+    """Live events to customers' sockets and agents' consoles."""
+    metrics: Metrics = field(default_factory=Metrics)
+    _desk: HumanDesk | None = None
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -163,7 +181,7 @@ class KefuService:
             # Only a server we just started has a cold prompt cache; warm it without delaying start-up.
             warmer = threading.Thread(target=warm_up, args=(deps,), name="kefu-warm-up", daemon=True)
             warmer.start()
-        return cls(
+        service = cls(
             settings=settings,
             store=store,
             graph=graph,
@@ -173,7 +191,61 @@ class KefuService:
             knowledge=knowledge,
             policy=policy,
             warm_up_thread=warmer,
+            deps=deps,
+            gateway=gateway,
         )
+        # Stored answers hold redacted replies only, but they are conversation data: same retention.
+        service.desk.prune_answers(timedelta(days=settings.retention_days))
+        if gateway is not None:
+            service.metrics.watch_llm(
+                lambda: (gateway.calls, gateway.prompt_tokens, gateway.completion_tokens, gateway.pii_blocked)
+            )
+        return service
+
+    @property
+    def desk(self) -> DeskStore:
+        """Handoffs, agents, API keys, channel identities."""
+        return self.human_desk.store
+
+    @property
+    def human_desk(self) -> HumanDesk:
+        """The human desk of this service."""
+        if self._desk is None:
+            self._desk = HumanDesk(self, DeskStore(self.store.engine), self.hub)
+        return self._desk
+
+    def register_outbound(self, channel: Channel, send: Callable[[str, str, str], None]) -> None:
+        """Deliver desk messages (a human's replies, notices) on ``channel``.
+
+        ``send(conversation_id, customer_id, text)`` is for channels without a live socket, such as
+        WeChat's customer-service message API.
+        """
+        self.human_desk.outbound[channel] = send
+
+    def readiness(self) -> dict[str, str]:
+        """Each dependency's state: ``database`` and ``vector_store`` must be ``ok``; the LLM may be down."""
+        checks: dict[str, str] = {}
+        try:
+            with self.store.engine.connect() as connection:
+                connection.execute(sql_text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any driver error means not ready; say which
+            checks["database"] = f"down: {type(exc).__name__}"
+        if self.knowledge is None:
+            checks["vector_store"] = "down: knowledge base did not open"
+        else:
+            try:
+                checks["vector_store"] = f"ok ({self.knowledge.ping()} chunks)"
+            except Exception as exc:  # same: report, do not raise
+                checks["vector_store"] = f"down: {type(exc).__name__}"
+        if self.gateway is None:
+            checks["llm"] = "none (rules only)"
+        elif self.llm_server is not None and self.llm_server.pid is None:
+            checks["llm"] = "down (rule-based replies)"
+        else:
+            checks["llm"] = "ok" if self.gateway.available else "cooling down after a failure (rule-based replies)"
+        checks["prompt_cache"] = self.prompt_cache
+        return checks
 
     @property
     def prompt_cache(self) -> str:
@@ -212,11 +284,16 @@ class KefuService:
         *,
         channel: Channel = Channel.WEB,
         lang: Lang | None = None,
+        message_id: str | None = None,
     ) -> TurnResult:
         """Run one customer message through the graph and return the reply.
 
+        With a ``message_id`` (the channel's id of the message) a retry is answered with the stored
+        reply instead of a second turn. While a human agent owns the conversation the message is
+        stored and passed to their console, and the reply is empty (``route`` is ``human``).
+
         Raises:
-            InvalidInputError: empty or oversized text, or a malformed conversation id.
+            InvalidInputError: empty or oversized text, or a malformed conversation or message id.
             NotFoundError: unknown customer, or a conversation that belongs to someone else.
         """
         text = text.strip()
@@ -224,9 +301,15 @@ class KefuService:
             raise InvalidInputError("text is empty")
         if len(text) > self.settings.max_message_chars:
             raise InvalidInputError(f"text is longer than {self.settings.max_message_chars} characters")
+        if message_id is not None and not _CONVERSATION_ID.match(message_id):
+            raise InvalidInputError("message_id must be 1-64 characters of letters, digits and _.:-")
         started = time.perf_counter()
         with self._lock(conversation_id):
             self._check(conversation_id, customer_id)
+            if message_id is not None:
+                stored = self.desk.answered(conversation_id, message_id)
+                if stored is not None:
+                    return self._restored(stored, replayed=True)
             context = SupportContext(
                 customer_id=CustomerId(customer_id),
                 conversation_id=ConversationId(conversation_id),
@@ -236,33 +319,137 @@ class KefuService:
                 vault=self.vault,
                 knowledge=self.knowledge,
             )
-            state: dict[str, Any] = self.graph.invoke(
-                {"inbound": text, "customer_id": customer_id},
-                _config(conversation_id),
-                context=context,
-                durability="exit",
-            )
-        turn = _turn_messages(state["messages"])
-        reply = next(m for m in reversed(turn) if isinstance(m, AIMessage) and not m.tool_calls)
-        vault = self.vault.entries(conversation_id)  # one decryption of the vault for the whole reply
-        result = TurnResult(
-            conversation_id=conversation_id,
-            reply=restore(reply.text, vault),
-            state=state["dialogue_state"],
-            intent=state["intent"],
-            confidence=state["confidence"],
-            route=state.get("route", "rules"),
-            tools=[m.name or "" for m in turn if isinstance(m, ToolMessage)],
-            events=list(state.get("events", [])),
-            llm_calls=state.get("llm_calls", 0),
-            stage=state.get("stage", ""),
-            emotion=state.get("emotion", "calm"),
-            fallback=_fallback(state),
-            latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            sources=[{**source, "title": restore(str(source["title"]), vault)} for source in state.get("sources", [])],
-        )
+            state = self._run({"inbound": text, "customer_id": customer_id}, conversation_id, context)
+            raw = self._raw_result(conversation_id, state, started, message_id)
+            if message_id is not None:
+                self.desk.remember_answer(conversation_id, message_id, raw)
+        elapsed = time.perf_counter() - started
+        self.metrics.turns.labels(channel.value, raw["route"]).inc()
+        self.metrics.turn_seconds.labels(channel.value).observe(elapsed)
+        if raw["route"] == "human":
+            handoff = self.desk.open_handoff_for(conversation_id)
+            if handoff is not None:
+                self.human_desk.customer_wrote(handoff, _last_customer_text(state))
+            return self._restored(raw)
+        self.metrics.intents.labels(raw["intent"], raw["stage"] or "none").inc()
+        if raw["fallback"]:
+            self.metrics.fallbacks.labels(_fallback_kind(raw["fallback"])).inc()
+        result = self._restored(raw)
         self._audit(customer_id, state, result)
+        if "escalate" in result.events:
+            customer = self.store.get_customer(CustomerId(customer_id))
+            if customer is not None:
+                self.human_desk.escalated(conversation_id, customer, channel, state)
         return result
+
+    def _run(self, payload: dict[str, Any], conversation_id: str, context: SupportContext) -> dict[str, Any]:
+        """Run the graph, timing each node (updates arrive as each node finishes; the graph is sequential)."""
+        state: dict[str, Any] = {}
+        mark = time.perf_counter()
+        for mode, chunk in self.graph.stream(
+            payload, _config(conversation_id), context=context, durability="exit", stream_mode=["updates", "values"]
+        ):
+            now = time.perf_counter()
+            if mode == "updates" and isinstance(chunk, dict):
+                for node in chunk:
+                    self.metrics.node_seconds.labels(str(node)).observe(now - mark)
+                mark = now
+            elif mode == "values" and isinstance(chunk, dict):
+                state = chunk
+        return state
+
+    def _raw_result(
+        self, conversation_id: str, state: dict[str, Any], started: float, message_id: str | None
+    ) -> dict[str, Any]:
+        """The turn's result with placeholders still in (what the answered-message log may store)."""
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        turn = _turn_messages(state["messages"])
+        if state.get("human"):
+            return {
+                "conversation_id": conversation_id,
+                "reply": "",
+                "state": state.get("dialogue_state", "handoff"),
+                "intent": "",
+                "confidence": 0.0,
+                "route": "human",
+                "tools": [],
+                "events": [],
+                "llm_calls": 0,
+                "stage": "",
+                "emotion": state.get("emotion", "calm"),
+                "fallback": f"a human agent ({state['human']}) owns the conversation",
+                "latency_ms": latency,
+                "sources": [],
+                "message_id": message_id,
+            }
+        reply = next(m for m in reversed(turn) if isinstance(m, AIMessage) and not m.tool_calls)
+        return {
+            "conversation_id": conversation_id,
+            "reply": reply.text,
+            "state": state["dialogue_state"],
+            "intent": state["intent"],
+            "confidence": state["confidence"],
+            "route": state.get("route", "rules"),
+            "tools": [m.name or "" for m in turn if isinstance(m, ToolMessage)],
+            "events": list(state.get("events", [])),
+            "llm_calls": state.get("llm_calls", 0),
+            "stage": state.get("stage", ""),
+            "emotion": state.get("emotion", "calm"),
+            "fallback": _fallback(state),
+            "latency_ms": latency,
+            "sources": list(state.get("sources", [])),
+            "message_id": message_id,
+        }
+
+    def _restored(self, raw: dict[str, Any], *, replayed: bool = False) -> TurnResult:
+        """The result as the customer sees it: placeholders replaced by their values (one vault read)."""
+        vault = self.vault.entries(str(raw["conversation_id"]))
+        return TurnResult(
+            **{
+                **raw,
+                "reply": restore(str(raw["reply"]), vault),
+                "sources": [{**source, "title": restore(str(source["title"]), vault)} for source in raw["sources"]],
+                "replayed": replayed,
+            }
+        )
+
+    # -- the desk's writes into a conversation ---------------------------------------------
+    def state_values(self, conversation_id: str) -> dict[str, Any]:
+        """The checkpointed (redacted) state of a conversation; empty if it is new."""
+        values: dict[str, Any] = self.graph.get_state(_config(conversation_id)).values
+        return values
+
+    def write_desk_message(self, conversation_id: str, message: AIMessage, updates: dict[str, Any]) -> None:
+        """Append a desk message (a notice, a human's reply) to the conversation and apply ``updates``."""
+        with self._lock(conversation_id):
+            self.graph.update_state(_config(conversation_id), {**updates, "messages": [message]}, as_node="guard")
+
+    def write_human_message(self, conversation_id: str, agent_id: str, text: str) -> str:
+        """Store a human agent's reply, redacted like the customer's words; returns the redacted text.
+
+        The placeholders share the conversation's vault, so the bot, after a hand back, sees what
+        the human said without seeing personal data.
+
+        Raises:
+            InvalidInputError: empty or oversized text.
+        """
+        text = text.strip()
+        if not text:
+            raise InvalidInputError("text is empty")
+        if len(text) > self.settings.max_message_chars:
+            raise InvalidInputError(f"text is longer than {self.settings.max_message_chars} characters")
+        assert self.deps is not None
+        values = self.state_values(conversation_id)
+        lang = str(values.get("lang") or "zh")
+        with self._lock(conversation_id):
+            known = self.vault.entries(conversation_id)
+            redaction = self.deps.redactor.redact(text, lang, known)
+            new = {placeholder: value for placeholder, value in redaction.vault.items() if placeholder not in known}
+            if new:
+                self.vault.add(ConversationId(conversation_id), new)
+            message = AIMessage(content=redaction.text, name=f"{HUMAN_PREFIX}{agent_id}")
+            self.graph.update_state(_config(conversation_id), {"messages": [message]}, as_node="guard")
+        return redaction.text
 
     def _audit(self, customer_id: str, state: dict[str, Any], result: TurnResult) -> None:
         policy = self.policy
@@ -309,14 +496,14 @@ class KefuService:
         """The dialogue state and the visible messages of a conversation (empty if it is new)."""
         values = self._check(conversation_id, customer_id)
         vault = self.vault.entries(conversation_id)
-        entries = [
-            HistoryEntry(
-                role="customer" if isinstance(message, HumanMessage) else "agent",
-                text=restore(message.text, vault),
-            )
-            for message in values.get("messages", [])
-            if isinstance(message, HumanMessage) or (isinstance(message, AIMessage) and not message.tool_calls)
-        ]
+        names = {agent.id: agent.name for agent in self.desk.list_agents()}
+        entries: list[HistoryEntry] = []
+        for message in values.get("messages", []):
+            role = message_role(message)
+            if role is None:
+                continue
+            agent = names.get((message.name or "")[len(HUMAN_PREFIX) :]) if role == "human" else None
+            entries.append(HistoryEntry(role=role, text=restore(message.text, vault), agent=agent))
         return values.get("dialogue_state"), entries
 
 
@@ -347,6 +534,18 @@ def _fallback(state: dict[str, Any]) -> str | None:
     if state.get("route") == "rules" and state.get("llm_calls", 0) > 0:
         return "LLM reply unavailable or ungrounded: template"
     return None
+
+
+_FALLBACK_KINDS = ("handoff", "unsure", "LLM down", "offered a human", "LLM reply", "knowledge", "a human agent")
+
+
+def _fallback_kind(fallback: str) -> str:
+    """A bounded label for the fallback metric."""
+    return next((kind for kind in _FALLBACK_KINDS if fallback.startswith(kind)), "other").lower().replace(" ", "_")
+
+
+def _last_customer_text(state: dict[str, Any]) -> str:
+    return next((m.text for m in reversed(state.get("messages", [])) if isinstance(m, HumanMessage)), "")
 
 
 def _config(conversation_id: str) -> RunnableConfig:

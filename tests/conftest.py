@@ -18,13 +18,16 @@ from pydantic import SecretStr
 
 from agent.intents import IntentModel, default_examples
 from core.db import make_engine
+from core.desk import DeskStore
 from core.embeddings import sentence_encoder
 from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
+from core.types import Channel
 from core.vault import generate_key
 from knowledge import KnowledgeBase
 from serving.app import create_app
+from serving.auth import create_api_key
 from serving.llm_server import free_port
 from serving.service import KefuService
 from tests.fakes import ScriptedChatModel
@@ -105,6 +108,15 @@ def _no_real_model_calls(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
         raise AssertionError("a unit test tried to call a real LLM; use tests.fakes.ScriptedChatModel")
 
     monkeypatch.setattr("langchain_openai.ChatOpenAI._generate", refuse)
+
+
+@pytest.fixture
+def api_key(settings: Settings) -> str:
+    """A channel API key stored in the test database (what ``kefu keys create`` makes)."""
+    engine = make_engine(settings.resolved_database_url)
+    key, _ = create_api_key(DeskStore(engine), "tests", Channel.APP)
+    engine.dispose()
+    return key
 
 
 @pytest.fixture

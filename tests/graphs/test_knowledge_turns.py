@@ -103,9 +103,9 @@ def test_two_named_products_are_compared(make_service: Factory) -> None:
     assert "Lumo Air Pro" in result.reply and "Lumo Studio" in result.reply and " | " in result.reply
 
 
-def test_next_best_action_api(settings: Settings, intent_model: object) -> None:
+def test_next_best_action_api(settings: Settings, intent_model: object, api_key: str) -> None:
     app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False, intent_model=intent_model))  # type: ignore[arg-type]
-    with TestClient(app) as client:
+    with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}) as client:
         needed = client.post(
             "/v1/insights/next-best-action",
             json={"customer_id": "C0002", "context": "I have a cat that sheds everywhere"},

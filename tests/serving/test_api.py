@@ -14,9 +14,9 @@ from serving.service import KefuService
 
 
 @pytest.fixture
-def client(settings: Settings, intent_model: IntentModel) -> Iterator[TestClient]:
+def client(settings: Settings, intent_model: IntentModel, api_key: str) -> Iterator[TestClient]:
     app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False, intent_model=intent_model))
-    with TestClient(app) as test_client:
+    with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}) as test_client:
         yield test_client
 
 

@@ -362,3 +362,44 @@ def test_kb_graph_and_recommend_use_the_seeded_catalog(runner: CliRunner, env: P
     recommend = runner.invoke(app, ["kb", "recommend", "家里有猫，掉毛严重"])
     assert recommend.exit_code == 0, recommend.output
     assert "HOM-001" in _flat(recommend.output) and "SUITS" in _flat(recommend.output)
+
+
+def test_api_keys_are_created_listed_and_revoked(runner: CliRunner, env: Path) -> None:
+    created = runner.invoke(app, ["keys", "create", "--name", "shop-app", "--channel", "app"])
+    assert created.exit_code == 0, created.output
+    key = created.output.strip().splitlines()[-1]
+    assert key.startswith("kf_") and "not shown again" in created.output
+    key_id = key.split("_")[1]
+    listed = runner.invoke(app, ["keys", "list"])
+    assert key_id in listed.output and key not in listed.output and "shop-app" in listed.output
+    assert runner.invoke(app, ["keys", "revoke", key_id]).exit_code == 0
+    engine = make_engine(f"sqlite:///{env / 'data' / 'kefu.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT revoked_at FROM api_keys").scalar_one() is not None
+    unknown = runner.invoke(app, ["keys", "revoke", "nope"])
+    assert unknown.exit_code == 1 and "no API key" in unknown.output
+
+
+def test_agents_are_added_with_a_hashed_password_and_disabled(runner: CliRunner, env: Path) -> None:
+    added = runner.invoke(
+        app, ["agents", "add", "lin", "--name", "Lin", "--role", "agent"], input="s3cret-pass\ns3cret-pass\n"
+    )
+    assert added.exit_code == 0, added.output
+    short = runner.invoke(app, ["agents", "add", "wu", "--password", "short"])
+    assert short.exit_code == 2 and "8 characters" in short.output
+    role = runner.invoke(app, ["agents", "add", "wu", "--role", "boss", "--password", "long-enough"])
+    assert role.exit_code == 2
+    engine = make_engine(f"sqlite:///{env / 'data' / 'kefu.db'}")
+    with engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT password_hash FROM agents WHERE id = 'lin'").scalar_one()
+    assert stored.startswith("scrypt$") and "s3cret-pass" not in stored
+    assert "Lin" in runner.invoke(app, ["agents", "list"]).output
+    assert runner.invoke(app, ["agents", "disable", "lin"]).exit_code == 0
+    assert "no" in _flat(runner.invoke(app, ["agents", "list"]).output).split("Lin")[1]
+
+
+def test_seed_creates_a_demo_console_login_once(runner: CliRunner, env: Path) -> None:
+    first = runner.invoke(app, ["seed"])
+    assert first.exit_code == 0 and "demo console login: demo / " in first.output
+    second = runner.invoke(app, ["seed"])
+    assert "demo console login" not in second.output

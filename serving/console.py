@@ -1,0 +1,238 @@
+"""The human agents' console API: login, queue, packets, take over, reply, notes, hand back, close.
+
+A WebSocket carries the live queue and the customers' messages.
+
+Agents log in with their own account (``kefu agents add``); the login is an HttpOnly,
+SameSite=Strict cookie signed with the app's secret, so other sites can neither read nor use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from core.errors import AuthError, InvalidInputError, KefuError
+from core.types import AgentAccount
+from serving.api import ServiceDep
+from serving.auth import check_password
+from serving.errors import status_of
+from serving.hub import CONSOLE
+from serving.service import KefuService
+
+__all__ = ["COOKIE", "router"]
+
+log = logging.getLogger(__name__)
+
+COOKIE = "kefu_console"
+
+router = APIRouter(prefix="/v1/console", tags=["console"])
+
+
+def _agent_from(service: KefuService, signer: Any, token: str | None) -> AgentAccount:
+    if not token:
+        raise AuthError("not logged in")
+    agent = service.desk.get_agent(signer.console_agent(token))
+    if agent is None or not agent.active:
+        raise AuthError("this account is disabled")
+    return agent
+
+
+def _agent(request: Request, service: ServiceDep) -> AgentAccount:
+    return _agent_from(service, request.app.state.signer, request.cookies.get(COOKIE))
+
+
+AgentDep = Annotated[AgentAccount, Depends(_agent)]
+
+
+class Login(BaseModel):
+    """An agent's credentials."""
+
+    username: str = Field(min_length=1, max_length=32)
+    password: str = Field(min_length=1, max_length=200)
+
+    model_config = {"json_schema_extra": {"examples": [{"username": "lin", "password": "correct horse battery"}]}}
+
+
+class AgentOut(BaseModel):
+    """The logged-in agent."""
+
+    id: str
+    name: str
+    role: str
+
+
+class Text(BaseModel):
+    """A reply or a note."""
+
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class QueueItem(BaseModel):
+    """One open handoff in the queue."""
+
+    id: int
+    conversation_id: str
+    customer_id: str
+    channel: str
+    status: str
+    reason: str
+    tier: str
+    emotion: str
+    priority: int
+    """Higher is more urgent: tier, emotion and minutes waited."""
+    waiting_s: float
+    agent_id: str | None
+    summary: str
+
+
+class HandoffDetail(QueueItem):
+    """A handoff with its context packet, notes and live transcript (redacted)."""
+
+    packet: dict[str, Any]
+    notes: list[dict[str, Any]]
+    transcript: list[dict[str, str]]
+
+
+@router.post("/login", response_model=AgentOut, responses={401: {"description": "wrong user name or password"}})
+def login(body: Login, request: Request, response: Response, service: ServiceDep) -> AgentOut:
+    """Log in; sets the console cookie."""
+    request.app.state.login_limiter.hit(f"login:{body.username}")
+    agent = check_password(service.desk, body.username, body.password)
+    response.set_cookie(
+        COOKIE,
+        request.app.state.signer.console(agent.id),
+        max_age=service.settings.session_ttl_s,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    log.info("agent logged in", extra={"agent_id": agent.id})
+    return AgentOut(id=agent.id, name=agent.name, role=agent.role)
+
+
+@router.post("/logout", status_code=204)
+def logout(response: Response) -> Response:
+    """Log out (drops the cookie)."""
+    response.delete_cookie(COOKIE, path="/")
+    response.status_code = 204
+    return response
+
+
+@router.get("/me", response_model=AgentOut, responses={401: {"description": "not logged in"}})
+def me(agent: AgentDep) -> AgentOut:
+    """Who is logged in."""
+    return AgentOut(id=agent.id, name=agent.name, role=agent.role)
+
+
+@router.get("/queue", response_model=list[QueueItem], responses={401: {"description": "not logged in"}})
+def queue(agent: AgentDep, service: ServiceDep) -> list[dict[str, Any]]:
+    """Open handoffs: waiting ones first, most urgent first."""
+    return service.human_desk.queue()
+
+
+@router.get("/handoffs/{handoff_id}", response_model=HandoffDetail, responses={401: {}, 404: {}})
+def handoff(handoff_id: int, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+    """One handoff: context packet, private notes, and the live (redacted) transcript."""
+    return service.human_desk.detail(handoff_id)
+
+
+@router.post("/handoffs/{handoff_id}/take", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
+def take(handoff_id: int, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+    """Take the conversation over: the bot goes silent and the customer is told a human joined."""
+    service.human_desk.take(handoff_id, agent)
+    return _item(service, handoff_id)
+
+
+@router.post("/handoffs/{handoff_id}/release", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
+def release(handoff_id: int, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+    """Hand the conversation back to the bot."""
+    service.human_desk.release(handoff_id, agent)
+    return _item(service, handoff_id)
+
+
+@router.post("/handoffs/{handoff_id}/close", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
+def close(handoff_id: int, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+    """Close the conversation."""
+    service.human_desk.close(handoff_id, agent)
+    return _item(service, handoff_id)
+
+
+@router.post("/handoffs/{handoff_id}/messages", status_code=204, responses={401: {}, 403: {}, 404: {}, 409: {}})
+def reply(handoff_id: int, body: Text, agent: AgentDep, service: ServiceDep) -> Response:
+    """Reply to the customer (the agent must own the conversation)."""
+    service.human_desk.reply(handoff_id, agent, body.text)
+    return Response(status_code=204)
+
+
+@router.post("/handoffs/{handoff_id}/notes", responses={401: {}, 404: {}})
+def note(handoff_id: int, body: Text, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+    """Add a private note; the customer never sees it."""
+    return service.human_desk.note(handoff_id, agent, body.text).model_dump(mode="json")
+
+
+def _item(service: KefuService, handoff_id: int) -> dict[str, Any]:
+    from serving.desk import queue_item
+
+    return queue_item(service.desk.get_handoff(handoff_id))
+
+
+@router.websocket("/ws")
+async def console_socket(websocket: WebSocket) -> None:
+    """The live queue (``queue``), customer messages (``customer_message``), agents' replies and notes.
+
+    Send ``{"type": "reply", "handoff_id": 1, "text": "..."}`` to answer a customer.
+    """
+    service: KefuService = websocket.app.state.service
+    await websocket.accept()
+    try:
+        agent = _agent_from(service, websocket.app.state.signer, websocket.cookies.get(COOKIE))
+    except KefuError as exc:
+        await websocket.send_json({"type": "error", "status": status_of(exc), "detail": str(exc)})
+        await websocket.close(code=4401, reason=str(exc)[:120])
+        return
+    send_lock = asyncio.Lock()
+
+    async def send(event: dict[str, Any]) -> None:
+        async with send_lock:
+            await websocket.send_json(event)
+
+    service.metrics.websockets.labels("console").inc()
+    async with service.hub.subscribe(CONSOLE) as subscription:
+        await send({"type": "queue", "items": await run_in_threadpool(service.human_desk.queue)})
+
+        async def forward() -> None:
+            while True:
+                event = await subscription.get()
+                await send(event)
+                if event["type"] == "dropped":
+                    await websocket.close(code=1013, reason="fell behind; reconnect")
+                    return
+
+        forwarder = asyncio.create_task(forward())
+        try:
+            while True:
+                raw = await websocket.receive_text()
+                try:
+                    frame = json.loads(raw)
+                    if not isinstance(frame, dict) or frame.get("type") != "reply":
+                        raise InvalidInputError('unknown frame: send {"type": "reply", "handoff_id": 1, "text": "..."}')
+                    handoff_id, text = frame.get("handoff_id"), frame.get("text")
+                    if not isinstance(handoff_id, int) or not isinstance(text, str) or not text.strip():
+                        raise InvalidInputError("a reply needs an integer handoff_id and a non-empty text")
+                    await run_in_threadpool(service.human_desk.reply, handoff_id, agent, text[:2000])
+                except ValueError:
+                    await send({"type": "error", "status": 400, "detail": "frames must be JSON objects"})
+                except KefuError as exc:
+                    await send({"type": "error", "status": status_of(exc), "detail": str(exc)})
+        except WebSocketDisconnect:
+            pass
+        finally:
+            forwarder.cancel()
+            service.metrics.websockets.labels("console").dec()
