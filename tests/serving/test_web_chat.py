@@ -46,7 +46,9 @@ def test_customer_asks_about_orders_and_the_chat_survives_a_reload(page: Page, t
     expect(page.locator("#hint")).to_contain_text("Emma Clark")
 
     page.fill("#text", "Where is my order?")
-    page.click("#send")
+    with page.expect_request("**/v1/chat") as chat:
+        page.click("#send")
+    assert chat.value.headers["authorization"].startswith("Bearer ks1."), "the page sends the customer's session token"
     reply = page.locator(".msg.agent").last
     expect(reply).to_contain_text("KF")
     expect(reply.locator(".meta")).to_contain_text("answer · order_status")
