@@ -18,6 +18,7 @@ from serving.limits import RateLimiter
 from serving.service import KefuService, TurnResult
 
 __all__ = [
+    "AUTH_RESPONSES",
     "ChatRequest",
     "ChatResponse",
     "ConversationIdPath",
@@ -185,14 +186,17 @@ def chat_response(result: TurnResult) -> ChatResponse:
     return ChatResponse(**{k: v for k, v in result.__dict__.items() if k in ChatResponse.model_fields})
 
 
-_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "a body that is not valid JSON"},
     401: {"description": "missing, unknown or expired credential"},
+    404: {"description": "unknown customer, or a conversation of another customer"},
     403: {"description": "the credential may not do this"},
     429: {"description": "rate limit; see Retry-After"},
 }
+"""Refusals every authenticated route may answer with, for the OpenAPI schema."""
 
 
-@router.post("/v1/chat", response_model=ChatResponse, tags=["chat"], responses=_AUTH_RESPONSES)
+@router.post("/v1/chat", response_model=ChatResponse, tags=["chat"], responses=AUTH_RESPONSES)
 def chat(body: ChatRequest, service: ServiceDep, principal: PrincipalDep, request: Request) -> ChatResponse:
     """Send a customer message and get the agent's reply (the conversation id in the body)."""
     customer = principal.customer(body.customer_id)
@@ -201,9 +205,7 @@ def chat(body: ChatRequest, service: ServiceDep, principal: PrincipalDep, reques
     return chat_response(result)
 
 
-@router.get(
-    "/v1/conversations/{conversation_id}", response_model=Conversation, tags=["chat"], responses=_AUTH_RESPONSES
-)
+@router.get("/v1/conversations/{conversation_id}", response_model=Conversation, tags=["chat"], responses=AUTH_RESPONSES)
 def conversation(
     conversation_id: ConversationIdPath,
     service: ServiceDep,
@@ -254,7 +256,7 @@ class AuditEntry(BaseModel):
     "/v1/conversations/{conversation_id}/audit",
     response_model=list[AuditEntry],
     tags=["chat"],
-    responses=_AUTH_RESPONSES,
+    responses=AUTH_RESPONSES,
 )
 def conversation_audit(
     conversation_id: ConversationIdPath,
@@ -327,7 +329,7 @@ class NextBestActionResponse(BaseModel):
 
 
 @router.post(
-    "/v1/insights/next-best-action", response_model=NextBestActionResponse, tags=["insights"], responses=_AUTH_RESPONSES
+    "/v1/insights/next-best-action", response_model=NextBestActionResponse, tags=["insights"], responses=AUTH_RESPONSES
 )
 def next_best_action(
     body: NextBestActionRequest, service: ServiceDep, principal: PrincipalDep

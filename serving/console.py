@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Path, Request, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -31,7 +31,16 @@ log = logging.getLogger(__name__)
 
 COOKIE = "kefu_console"
 
-router = APIRouter(prefix="/v1/console", tags=["console"])
+router = APIRouter(
+    prefix="/v1/console",
+    tags=["console"],
+    responses={
+        400: {"description": "a body that is not valid JSON"},
+        401: {"description": "not logged in"},
+        422: {"description": "invalid input"},
+        429: {"description": "too many login attempts; see Retry-After"},
+    },
+)
 
 
 def _agent_from(service: KefuService, signer: Any, token: str | None) -> AgentAccount:
@@ -48,6 +57,8 @@ def _agent(request: Request, service: ServiceDep) -> AgentAccount:
 
 
 AgentDep = Annotated[AgentAccount, Depends(_agent)]
+_MAX_ID = 2**63 - 1
+HandoffIdPath = Annotated[int, Path(ge=1, le=_MAX_ID, description="The handoff's id (from the queue).")]
 
 
 class Login(BaseModel):
@@ -138,41 +149,41 @@ def queue(agent: AgentDep, service: ServiceDep) -> list[dict[str, Any]]:
 
 
 @router.get("/handoffs/{handoff_id}", response_model=HandoffDetail, responses={401: {}, 404: {}})
-def handoff(handoff_id: int, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+def handoff(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """One handoff: context packet, private notes, and the live (redacted) transcript."""
     return service.human_desk.detail(handoff_id)
 
 
 @router.post("/handoffs/{handoff_id}/take", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
-def take(handoff_id: int, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+def take(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """Take the conversation over: the bot goes silent and the customer is told a human joined."""
     service.human_desk.take(handoff_id, agent)
     return _item(service, handoff_id)
 
 
 @router.post("/handoffs/{handoff_id}/release", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
-def release(handoff_id: int, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+def release(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """Hand the conversation back to the bot."""
     service.human_desk.release(handoff_id, agent)
     return _item(service, handoff_id)
 
 
 @router.post("/handoffs/{handoff_id}/close", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
-def close(handoff_id: int, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+def close(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """Close the conversation."""
     service.human_desk.close(handoff_id, agent)
     return _item(service, handoff_id)
 
 
 @router.post("/handoffs/{handoff_id}/messages", status_code=204, responses={401: {}, 403: {}, 404: {}, 409: {}})
-def reply(handoff_id: int, body: Text, agent: AgentDep, service: ServiceDep) -> Response:
+def reply(handoff_id: HandoffIdPath, body: Text, agent: AgentDep, service: ServiceDep) -> Response:
     """Reply to the customer (the agent must own the conversation)."""
     service.human_desk.reply(handoff_id, agent, body.text)
     return Response(status_code=204)
 
 
 @router.post("/handoffs/{handoff_id}/notes", responses={401: {}, 404: {}})
-def note(handoff_id: int, body: Text, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+def note(handoff_id: HandoffIdPath, body: Text, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """Add a private note; the customer never sees it."""
     return service.human_desk.note(handoff_id, agent, body.text).model_dump(mode="json")
 
@@ -224,8 +235,10 @@ async def console_socket(websocket: WebSocket) -> None:
                     if not isinstance(frame, dict) or frame.get("type") != "reply":
                         raise InvalidInputError('unknown frame: send {"type": "reply", "handoff_id": 1, "text": "..."}')
                     handoff_id, text = frame.get("handoff_id"), frame.get("text")
-                    if not isinstance(handoff_id, int) or not isinstance(text, str) or not text.strip():
-                        raise InvalidInputError("a reply needs an integer handoff_id and a non-empty text")
+                    if not isinstance(handoff_id, int) or not 1 <= handoff_id <= _MAX_ID:
+                        raise InvalidInputError("a reply needs an integer handoff_id")
+                    if not isinstance(text, str) or not text.strip():
+                        raise InvalidInputError("a reply needs a non-empty text")
                     await run_in_threadpool(service.human_desk.reply, handoff_id, agent, text[:2000])
                 except ValueError:
                     await send({"type": "error", "status": 400, "detail": "frames must be JSON objects"})

@@ -19,9 +19,17 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import AuthError, ForbiddenError, InvalidInputError, KefuError
+from core.errors import AuthError, ForbiddenError, InvalidInputError, KefuError, NotFoundError
 from core.types import Channel, Lang
-from serving.api import ChatResponse, ConversationIdPath, PrincipalDep, ServiceDep, authenticate, chat_response
+from serving.api import (
+    AUTH_RESPONSES,
+    ChatResponse,
+    ConversationIdPath,
+    PrincipalDep,
+    ServiceDep,
+    authenticate,
+    chat_response,
+)
 from serving.auth import Principal
 from serving.errors import status_of
 from serving.hub import conversation_topic
@@ -85,12 +93,12 @@ class MessageRequest(BaseModel):
 
 def _new_session(service: KefuService, request: Request, customer_id: str) -> SessionResponse:
     if service.store.get_customer(customer_id) is None:  # type: ignore[arg-type]
-        raise InvalidInputError(f"unknown customer {customer_id!r}")
+        raise NotFoundError(f"unknown customer {customer_id!r}")
     token, expiry = request.app.state.signer.session(customer_id)
     return SessionResponse(token=token, customer_id=customer_id, expires_at=expiry)
 
 
-@router.post("/v1/sessions", response_model=SessionResponse, tags=["sessions"])
+@router.post("/v1/sessions", response_model=SessionResponse, tags=["sessions"], responses=AUTH_RESPONSES)
 def create_session(
     body: SessionRequest, service: ServiceDep, principal: PrincipalDep, request: Request
 ) -> SessionResponse:
@@ -104,7 +112,16 @@ def create_session(
     return _new_session(service, request, body.customer_id)
 
 
-@router.post("/v1/demo/session", response_model=SessionResponse, tags=["demo"])
+@router.post(
+    "/v1/demo/session",
+    response_model=SessionResponse,
+    tags=["demo"],
+    responses={
+        400: {"description": "a body that is not valid JSON"},
+        403: {"description": "not a demo customer, or the demo pages are off"},
+        404: {"description": "unknown customer"},
+    },
+)
 def demo_session(body: SessionRequest, service: ServiceDep, request: Request) -> SessionResponse:
     """A session for a demo customer, for the demo pages (only with ``KEFU_DEMO_PAGES``; turn off in production)."""
     if not service.settings.demo_pages:
@@ -152,8 +169,7 @@ def _reply_events(response: ChatResponse, message_id: str | None) -> list[dict[s
             "content": {"text/event-stream": {"example": 'event: typing\ndata: {"type": "typing"}\n\n'}},
             "description": "The reply; with Accept: text/event-stream, Server-Sent Events (ack, typing, token…, reply)",
         },
-        401: {"description": "missing, unknown or expired credential"},
-        429: {"description": "rate limit; see Retry-After"},
+        **{code: AUTH_RESPONSES[code] for code in (400, 401, 403, 404, 429)},
     },
 )
 async def post_message(
@@ -191,7 +207,10 @@ async def post_message(
     "/v1/conversations/{conversation_id}/events",
     tags=["chat"],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "live events of the conversation"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "live events of the conversation"},
+        **{code: AUTH_RESPONSES[code] for code in (401, 403, 404, 429)},
+    },
 )
 async def conversation_events(
     conversation_id: ConversationIdPath,

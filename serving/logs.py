@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging"]
 
 _FIELDS = (
     "conversation_id",
@@ -55,13 +55,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """Plain lines, secrets in URLs masked as in the JSON format."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One scrubbed line."""
+        return _scrub(super().format(record))
+
+
 def configure_logging(fmt: str = "json", *, verbose: bool = True) -> None:
     """Send every logger (uvicorn's too) to stderr as JSON lines or plain text."""
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)

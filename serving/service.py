@@ -340,6 +340,11 @@ class KefuService:
             customer = self.store.get_customer(CustomerId(customer_id))
             if customer is not None:
                 self.human_desk.escalated(conversation_id, customer, channel, state)
+        elif result.state == "handoff":
+            # Queued for a human: the bot holds the line, and the agents see what the customer adds.
+            waiting = self.desk.open_handoff_for(conversation_id)
+            if waiting is not None:
+                self.human_desk.customer_wrote(waiting, _last_customer_text(state))
         return result
 
     def _run(self, payload: dict[str, Any], conversation_id: str, context: SupportContext) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,19 +21,43 @@ from tools import explain
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 SNIPPETS = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+JS_SNIPPETS = re.findall(r"```js\n(.*?)```", README, re.DOTALL)
 
 
-def snippet(marker: str) -> str:
-    return next(code for code in SNIPPETS if marker in code)
+def snippet(marker: str, snippets: list[str] = SNIPPETS) -> str:
+    return next(code for code in snippets if marker in code)
 
 
-def test_api_snippet_runs_against_a_live_server(live_server: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code = snippet("/v1/chat").replace("http://127.0.0.1:8000", live_server)
+def test_api_snippet_runs_against_a_live_server(
+    live_server: str, api_key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KEFU_API_KEY", api_key)
+    code = snippet("/v1/conversations/").replace("http://127.0.0.1:8000", live_server)
     exec(compile(code, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "KF" in printed
     assert "answer order_status" in printed
     assert "list_recent_orders" in printed
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="the JavaScript example needs Node 20 (node on PATH)")
+def test_javascript_api_snippet_runs_against_a_live_server(live_server: str, api_key: str, tmp_path: Path) -> None:
+    script = tmp_path / "readme.mjs"  # .mjs: top-level await
+    script.write_text(snippet("text/event-stream", JS_SNIPPETS).replace("http://127.0.0.1:8000", live_server))
+    done = subprocess.run(
+        ["node", str(script)],
+        env={**os.environ, "KEFU_API_KEY": api_key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    streamed, summary, roles = done.stdout.strip().rsplit("\n", 2)
+    assert "KF" in streamed  # the reply, streamed piece by piece: the customer's orders
+    assert summary.split()[:3] == ["answer", "order_status", "rules"]
+    assert "list_recent_orders" in summary
+    assert roles == "customer agent"
 
 
 def test_add_a_tool_snippet(store: SqlStore) -> None:

@@ -192,3 +192,15 @@ def test_priority_puts_angry_vips_first(client: TestClient, api_key: str) -> Non
 def _tier(service: KefuService, customer_id: str) -> str:
     customer = service.store.get_customer(customer_id)  # type: ignore[arg-type]
     return customer.tier.value if customer is not None else ""
+
+
+def test_agents_see_what_a_waiting_customer_adds(client: TestClient, api_key: str) -> None:
+    customer = _customer(client, api_key)
+    _say(client, customer, "w1", "I want to talk to a human agent")
+    lin = _agent(client, "lin", "lin-password")
+    with lin.websocket_connect("/v1/console/ws") as console_ws:
+        handoff_id = _next(console_ws, "queue")["items"][0]["id"]
+        held = _say(client, customer, "w1", "It is about order KF1001, it never arrived")
+        assert held["state"] == "handoff" and held["reply"], "the bot holds the line until someone takes over"
+        seen = _next(console_ws, "customer_message")
+    assert seen["handoff_id"] == handoff_id and "KF1001" in seen["text"]
