@@ -8,12 +8,11 @@ SameSite=Strict cookie signed with the app's secret, so other sites can neither 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Path, Request, Response, WebSocket
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +23,7 @@ from serving.auth import check_password
 from serving.errors import status_of
 from serving.hub import CONSOLE
 from serving.service import KefuService
+from serving.sockets import Send, relay
 
 __all__ = ["COOKIE", "router"]
 
@@ -208,44 +208,25 @@ async def console_socket(websocket: WebSocket) -> None:
         await websocket.send_json({"type": "error", "status": status_of(exc), "detail": str(exc)})
         await websocket.close(code=4401, reason=str(exc)[:120])
         return
-    send_lock = asyncio.Lock()
 
-    async def send(event: dict[str, Any]) -> None:
-        async with send_lock:
-            await websocket.send_json(event)
-
-    service.metrics.websockets.labels("console").inc()
-    async with service.hub.subscribe(CONSOLE) as subscription:
+    async def opening(send: Send) -> None:
         await send({"type": "queue", "items": await run_in_threadpool(service.human_desk.queue)})
 
-        async def forward() -> None:
-            while True:
-                event = await subscription.get()
-                await send(event)
-                if event["type"] == "dropped":
-                    await websocket.close(code=1013, reason="fell behind; reconnect")
-                    return
-
-        forwarder = asyncio.create_task(forward())
+    async def on_frame(raw: str, send: Send) -> None:
         try:
-            while True:
-                raw = await websocket.receive_text()
-                try:
-                    frame = json.loads(raw)
-                    if not isinstance(frame, dict) or frame.get("type") != "reply":
-                        raise InvalidInputError('unknown frame: send {"type": "reply", "handoff_id": 1, "text": "..."}')
-                    handoff_id, text = frame.get("handoff_id"), frame.get("text")
-                    if not isinstance(handoff_id, int) or not 1 <= handoff_id <= _MAX_ID:
-                        raise InvalidInputError("a reply needs an integer handoff_id")
-                    if not isinstance(text, str) or not text.strip():
-                        raise InvalidInputError("a reply needs a non-empty text")
-                    await run_in_threadpool(service.human_desk.reply, handoff_id, agent, text[:2000])
-                except ValueError:
-                    await send({"type": "error", "status": 400, "detail": "frames must be JSON objects"})
-                except KefuError as exc:
-                    await send({"type": "error", "status": status_of(exc), "detail": str(exc)})
-        except WebSocketDisconnect:
-            pass
-        finally:
-            forwarder.cancel()
-            service.metrics.websockets.labels("console").dec()
+            frame = json.loads(raw)
+            if not isinstance(frame, dict) or frame.get("type") != "reply":
+                raise InvalidInputError('unknown frame: send {"type": "reply", "handoff_id": 1, "text": "..."}')
+            handoff_id, text = frame.get("handoff_id"), frame.get("text")
+            if not isinstance(handoff_id, int) or not 1 <= handoff_id <= _MAX_ID:
+                raise InvalidInputError("a reply needs an integer handoff_id")
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidInputError("a reply needs a non-empty text")
+            await run_in_threadpool(service.human_desk.reply, handoff_id, agent, text[:2000])
+        except ValueError:
+            await send({"type": "error", "status": 400, "detail": "frames must be JSON objects"})
+        except KefuError as exc:
+            await send({"type": "error", "status": status_of(exc), "detail": str(exc)})
+
+    gauge = service.metrics.websockets.labels("console")
+    await relay(websocket, service.hub, CONSOLE, gauge, on_frame, opening=opening)

@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Header, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +34,7 @@ from serving.auth import Principal
 from serving.errors import status_of
 from serving.hub import conversation_topic
 from serving.service import KefuService
+from serving.sockets import Send, relay
 
 __all__ = ["pieces", "router"]
 
@@ -263,33 +264,12 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
         await websocket.send_json({"type": "error", "status": status_of(exc), "detail": str(exc)})
         await websocket.close(code=code, reason=str(exc)[:120])
         return
-    send_lock = asyncio.Lock()
 
-    async def send(event: dict[str, Any]) -> None:
-        async with send_lock:
-            await websocket.send_json(event)
+    async def on_frame(raw: str, send: Send) -> None:
+        await _on_frame(service, state, conversation_id, principal, customer, raw, send)
 
-    service.metrics.websockets.labels("customer").inc()
-    async with service.hub.subscribe(conversation_topic(conversation_id)) as subscription:
-
-        async def forward() -> None:
-            while True:
-                event = await subscription.get()
-                await send(event)
-                if event["type"] == "dropped":
-                    await websocket.close(code=1013, reason="fell behind; reconnect and reload the history")
-                    return
-
-        forwarder = asyncio.create_task(forward())
-        try:
-            while True:
-                raw = await websocket.receive_text()
-                await _on_frame(service, state, conversation_id, principal, customer, raw, send)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            forwarder.cancel()
-            service.metrics.websockets.labels("customer").dec()
+    gauge = service.metrics.websockets.labels("customer")
+    await relay(websocket, service.hub, conversation_topic(conversation_id), gauge, on_frame)
 
 
 def _ws_bearer(websocket: WebSocket) -> str | None:
@@ -304,7 +284,7 @@ async def _on_frame(
     principal: Principal,
     customer: str,
     raw: str,
-    send: Any,
+    send: Send,
 ) -> None:
     """Handle one client frame; every refusal becomes an ``error`` frame."""
     message_id: str | None = None
