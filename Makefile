@@ -20,11 +20,14 @@ setup: $(VENV)/.installed
 llama-server: setup
 	@PYTHON=$(BIN)/python bash scripts/build-llama-server.sh
 
-# The browser tests drive Debian's Chromium; as root we install it, otherwise we say how.
+# The browser tests drive Debian's Chromium and the README's JavaScript example runs on Debian's
+# Node; as root we install what is missing, otherwise we say how.
 browser:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "the browser tests need Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	  command -v node >/dev/null || missing="$$missing nodejs"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else echo "the browser and README tests need: sudo apt-get install $$missing" >&2; exit 1; fi; fi
 
 run: setup llama-server
 	@$(BIN)/kefu models fetch --model $(MODEL) >/dev/null

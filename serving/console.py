@@ -20,6 +20,7 @@ from core.errors import AuthError, InvalidInputError, KefuError
 from core.types import AgentAccount
 from serving.api import ServiceDep
 from serving.auth import check_password
+from serving.desk import queue_item
 from serving.errors import status_of
 from serving.hub import CONSOLE
 from serving.service import KefuService
@@ -157,22 +158,19 @@ def handoff(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> 
 @router.post("/handoffs/{handoff_id}/take", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
 def take(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """Take the conversation over: the bot goes silent and the customer is told a human joined."""
-    service.human_desk.take(handoff_id, agent)
-    return _item(service, handoff_id)
+    return queue_item(service.human_desk.take(handoff_id, agent))
 
 
 @router.post("/handoffs/{handoff_id}/release", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
 def release(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """Hand the conversation back to the bot."""
-    service.human_desk.release(handoff_id, agent)
-    return _item(service, handoff_id)
+    return queue_item(service.human_desk.release(handoff_id, agent))
 
 
 @router.post("/handoffs/{handoff_id}/close", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
 def close(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """Close the conversation."""
-    service.human_desk.close(handoff_id, agent)
-    return _item(service, handoff_id)
+    return queue_item(service.human_desk.close(handoff_id, agent))
 
 
 @router.post("/handoffs/{handoff_id}/messages", status_code=204, responses={401: {}, 403: {}, 404: {}, 409: {}})
@@ -186,12 +184,6 @@ def reply(handoff_id: HandoffIdPath, body: Text, agent: AgentDep, service: Servi
 def note(handoff_id: HandoffIdPath, body: Text, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """Add a private note; the customer never sees it."""
     return service.human_desk.note(handoff_id, agent, body.text).model_dump(mode="json")
-
-
-def _item(service: KefuService, handoff_id: int) -> dict[str, Any]:
-    from serving.desk import queue_item
-
-    return queue_item(service.desk.get_handoff(handoff_id))
 
 
 @router.websocket("/ws")

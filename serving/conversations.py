@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import AuthError, ForbiddenError, InvalidInputError, KefuError, NotFoundError
-from core.types import Channel, Lang
+from core.types import Channel, CustomerId, Lang
 from serving.api import (
     AUTH_RESPONSES,
     ChatResponse,
@@ -93,7 +93,7 @@ class MessageRequest(BaseModel):
 
 
 def _new_session(service: KefuService, request: Request, customer_id: str) -> SessionResponse:
-    if service.store.get_customer(customer_id) is None:  # type: ignore[arg-type]
+    if service.store.get_customer(CustomerId(customer_id)) is None:
         raise NotFoundError(f"unknown customer {customer_id!r}")
     token, expiry = request.app.state.signer.session(customer_id)
     return SessionResponse(token=token, customer_id=customer_id, expires_at=expiry)

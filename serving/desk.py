@@ -20,7 +20,18 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMes
 
 from core.desk import DeskStore
 from core.errors import ConflictError, ForbiddenError
-from core.types import AgentAccount, Channel, Customer, Handoff, HandoffNote, HandoffStatus, Lang, Tier, TurnAudit
+from core.types import (
+    AgentAccount,
+    Channel,
+    ConversationId,
+    Customer,
+    Handoff,
+    HandoffNote,
+    HandoffStatus,
+    Lang,
+    Tier,
+    TurnAudit,
+)
 from serving.hub import CONSOLE, EventHub, conversation_topic
 
 if TYPE_CHECKING:
@@ -249,7 +260,7 @@ class HumanDesk:
     # -- from the bot -----------------------------------------------------------------------
     def escalated(self, conversation_id: str, customer: Customer, channel: Channel, values: dict[str, Any]) -> Handoff:
         """Open (or refresh) the handoff of a conversation the bot just handed off."""
-        audits = self.service.store.turn_audits(conversation_id)  # type: ignore[arg-type]
+        audits = self.service.store.turn_audits(ConversationId(conversation_id))
         reason = str(values.get("escalate_reason") or "handoff")
         ticket_id = None
         for message in reversed(values.get("messages", [])):
@@ -258,7 +269,7 @@ class HumanDesk:
                 ticket_id = artifact.get("id") if artifact else None
                 break
         handoff = self.store.open_handoff(
-            conversation_id=conversation_id,  # type: ignore[arg-type]
+            conversation_id=ConversationId(conversation_id),
             customer_id=customer.id,
             channel=channel,
             ticket_id=ticket_id,
