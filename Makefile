@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MODEL ?= qwen2.5-coder-1.5b
 E2E_MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: run test setup llama-server browser lint typecheck contracts pytest bench-e2e leak-test clean
+.PHONY: run test setup llama-server browser lint typecheck contracts pytest bench-e2e leak-test soak clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench-e2e: setup llama-server
 
 leak-test: setup
 	$(BIN)/python -m evals.pii_leak --conversations $(or $(CONVERSATIONS),600) --out evals/results/pii_leak.json
+
+# Reliability at full size: kill -9 under 50 conversations, the LLM killed, storage after 10k
+# conversations (SCENARIO=kill9|llm-down|retention runs one).
+soak: setup
+	$(BIN)/python -m evals.reliability $(or $(SCENARIO),all) --out evals/results/reliability.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -7,6 +7,7 @@ status.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -241,6 +242,8 @@ def fact_lines(results: Sequence[ToolResult], lang: Lang) -> list[str]:
             lines.append(f"{name}: {error}")
         elif name == "search_knowledge" and artifact is not None:
             continue  # numbered below, across every search of the turn, so [n] is unambiguous
+        elif artifact is not None and name not in _BUILTIN_FACTS:
+            lines.extend(_other_tool_lines(name, artifact, for_model=True))
         elif artifact is not None:
             lines.extend(_artifact_lines(name, artifact, lang))
             if name == "lookup_order":
@@ -306,8 +309,37 @@ def _artifact_lines(name: str, artifact: Mapping[str, Any], lang: Lang) -> list[
         return [_t("handoff", lang, ticket=artifact["id"])]
     if name == "open_ticket":
         return [_t("ticket", lang, ticket=artifact["id"], subject=artifact["subject"])]
-    return []
+    return _other_tool_lines(name, artifact, for_model=False)
 
+
+def _other_tool_lines(name: str, artifact: Mapping[str, Any], *, for_model: bool) -> list[str]:
+    """A tool Kefu has no sentence for (one a developer added): its text, or for the model its artifact as JSON.
+
+    A customer-facing template quotes a text result but never raw JSON.
+    """
+    if set(artifact) == {"text"}:
+        text = str(artifact["text"]).strip()
+        return [f"{name}: {excerpt(text, 1200)}" if for_model else excerpt(text, 1200)] if text else []
+    if not for_model:
+        return []
+    return [f"{name}: {excerpt(json.dumps(artifact, ensure_ascii=False, default=str, separators=(',', ':')), 1200)}"]
+
+
+_BUILTIN_FACTS = frozenset(
+    {
+        "lookup_order",
+        "list_recent_orders",
+        "search_products",
+        "get_customer_profile",
+        "update_contact",
+        "search_knowledge",
+        "recommend_products",
+        "compare_products",
+        "request_human",
+        "open_ticket",
+    }
+)
+"""The tools ``_artifact_lines`` writes sentences for; any other tool's result goes to the model as it is."""
 
 _SENTENCE_END = ("。", "！", "？", ". ", "! ", "? ")
 

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     """Comma-separated previous keys, so a rotated vault still opens until ``kefu vault rotate``."""
     retention_days: float = Field(default=30.0, gt=0)
     """Personal data behind placeholders is deleted this long after a conversation's last turn."""
+    prune_interval_s: float = Field(default=3600.0, gt=0)
+    """How often the server prunes stored conversations (also once at start-up): each conversation
+    keeps only its latest checkpoint, and conversations, stored answers and turn audits older than
+    ``retention_days`` since their last activity are deleted, as the vault's personal data is."""
+    db_busy_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a turn waits for a locked SQLite database before it is refused with 503 (retry it)."""
 
     kb_dir: Path | None = None
     """Where the knowledge base lives (Chroma documents and the product graph); defaults to ``data_dir/kb``."""

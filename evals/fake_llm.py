@@ -17,6 +17,9 @@ It answers deterministically, from hashes of what it was sent:
   conversation as a string argument.
 - ``GET /v1/models`` and ``GET /health``, as llama-server answers them.
 
+``python -m evals.fake_llm --port P`` runs it as a process of its own (until it is killed), so a
+reliability eval can SIGKILL the LLM backend and start it again on the same port.
+
 Example:
     >>> with FakeLlm() as fake:
     ...     fake.base_url.endswith("/v1")
@@ -26,8 +29,10 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import signal
 import threading
 import time
 import zlib
@@ -67,7 +72,13 @@ class FakeLlm:
     """
 
     def __init__(
-        self, *, latency_s: float = 0.0, model: str = "kefu-fake", tool_every: int = 4, foreign_every: int = 5
+        self,
+        *,
+        latency_s: float = 0.0,
+        model: str = "kefu-fake",
+        tool_every: int = 4,
+        foreign_every: int = 5,
+        port: int = 0,
     ) -> None:
         """Configure the endpoint; nothing listens until ``start`` (or ``with``).
 
@@ -76,6 +87,7 @@ class FakeLlm:
             model: The model name ``/v1/models`` lists and answers carry.
             tool_every: About one request in this many that offers tools gets a tool call; 0 never.
             foreign_every: About one text reply in this many invents foreign personal data; 0 never.
+            port: The loopback port to listen on; 0 picks a free one.
 
         Raises:
             ValueError: If a number is negative.
@@ -87,6 +99,7 @@ class FakeLlm:
         self.model = model
         self.tool_every = tool_every
         self.foreign_every = foreign_every
+        self.port = port
         self._requests: list[RecordedRequest] = []
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -95,10 +108,10 @@ class FakeLlm:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Self:
-        """Bind a free port on 127.0.0.1 and serve from a daemon thread."""
+        """Bind the port (a free one if it is 0) on 127.0.0.1 and serve from a daemon thread."""
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
@@ -219,7 +232,7 @@ class FakeLlm:
             return None
         tool, strings = usable[_hash("which:" + text) % len(usable)]
         placeholders = _PLACEHOLDER.findall(_conversation_text(messages))
-        value = placeholders[_hash("arg:" + text) % len(placeholders)] if placeholders else "KF100001"
+        value = placeholders[_hash("arg:" + text) % len(placeholders)] if placeholders else "KF999999"  # nobody's order
         args = _default_args(tool)
         args.update({name: value if name.endswith("_id") else f"customer mentioned {value}" for name in strings})
         call_id = f"call_{_hash(text + tool['name']):08x}"
@@ -383,3 +396,28 @@ def _default_args(tool: dict[str, Any]) -> dict[str, Any]:
         elif spec.get("type") == "boolean":
             args[name] = False
     return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake on ``--port`` until SIGTERM or SIGINT (SIGKILL works too: it holds no state worth saving)."""
+    parser = argparse.ArgumentParser(prog="python -m evals.fake_llm", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="loopback port; 0 picks a free one (printed)")
+    parser.add_argument("--latency-s", type=float, default=0.0, help="delay before each chat completion")
+    parser.add_argument("--tool-every", type=int, default=4)
+    parser.add_argument("--foreign-every", type=int, default=5)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    fake = FakeLlm(
+        latency_s=args.latency_s, tool_every=args.tool_every, foreign_every=args.foreign_every, port=args.port
+    )
+    with fake:
+        print(fake.base_url, flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -34,15 +34,11 @@ import contextlib
 import json
 import os
 import platform
-import re
 import resource
 import secrets
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -55,6 +51,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from core.db import CustomerRow, make_engine
 from evals.fake_llm import FakeLlm
+from evals.harness import BENCH_AGENT, KefuServer, percentiles
 
 __all__ = ["BenchResult", "Customer", "HandoffSample", "main", "run_bench"]
 
@@ -67,9 +64,6 @@ TEXTS: Final[dict[str, tuple[str, ...]]] = {
 HUMAN: Final[dict[str, str]] = {"en": "I want to talk to a human", "zh": "转人工"}
 
 CONSOLE_COOKIE: Final = "kefu_console"
-BENCH_AGENT: Final = "bench-lead"
-BENCH_PASSWORD: Final = secrets.token_urlsafe(12)
-"""The console password of ``bench-lead`` in this run's throwaway data directory."""
 
 
 @dataclass(frozen=True)
@@ -138,18 +132,18 @@ class BenchResult:
             "open_after_turns": self.open_after_turns,
             "connect_s": round(self.connect_s, 2),
             "idle_turns": len(self.idle_ms),
-            "idle_turn_ms": _percentiles(self.idle_ms),
-            "idle_added_ms": _percentiles(self.idle_added_ms),
+            "idle_turn_ms": percentiles(self.idle_ms),
+            "idle_added_ms": percentiles(self.idle_added_ms),
             "turns": turns,
             "turns_per_s": round(turns / self.turns_s, 1) if self.turns_s else 0.0,
-            "turn_ms": _percentiles(self.turn_ms),
-            "added_ms": _percentiles(self.added_ms),
-            "server_ms": _percentiles(self.server_ms),
+            "turn_ms": percentiles(self.turn_ms),
+            "added_ms": percentiles(self.added_ms),
+            "server_ms": percentiles(self.server_ms),
             "llm_calls_per_turn": round(self.llm_calls / turns, 2) if turns else 0.0,
             "routes": dict(sorted(self.routes.items())),
             "handoffs": len(self.handoffs),
-            "handoff_queue_ms": _percentiles([h.queue_ms for h in self.handoffs]),
-            "handoff_packet_ms": _percentiles([h.packet_ms for h in self.handoffs]),
+            "handoff_queue_ms": percentiles([h.queue_ms for h in self.handoffs]),
+            "handoff_packet_ms": percentiles([h.packet_ms for h in self.handoffs]),
             "failures": len(self.failures),
         }
 
@@ -162,18 +156,6 @@ class BenchResult:
             "handoff_samples": [asdict(h) for h in self.handoffs],
             "failures": self.failures[:50],
         }
-
-
-def _percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    """Nearest-rank p50, p90 and p99 (None without samples)."""
-    ordered = sorted(values)
-
-    def rank(q: float) -> float | None:
-        if not ordered:
-            return None
-        return round(ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))], 1)
-
-    return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99)}
 
 
 # -- the run against a server ----------------------------------------------------------------------
@@ -504,22 +486,6 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _kefu(env: dict[str, str], *args: str) -> str:
-    """Run a ``kefu`` command (as a module, so the venv's code runs) and return what it printed."""
-    done = subprocess.run(
-        [sys.executable, "-m", "serving.cli", *args], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"kefu {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
 def load_customers(database_url: str) -> list[Customer]:
     """The seeded customers, in id order."""
     engine = make_engine(database_url)
@@ -529,67 +495,6 @@ def load_customers(database_url: str) -> list[Customer]:
     finally:
         engine.dispose()
     return [Customer(str(row.id), str(row.lang)) for row in rows]
-
-
-@contextlib.contextmanager
-def kefu_server(data_dir: Path, llm_base_url: str, *, ready_timeout_s: float = 900) -> Iterator[tuple[str, str]]:
-    """Prepare ``data_dir`` with the ``kefu`` commands and serve it; yields (base URL, API key).
-
-    The console account ``BENCH_AGENT`` gets the password ``BENCH_PASSWORD``.
-    """
-    port = _free_port()
-    env = _server_env(data_dir, llm_base_url, port)
-    _kefu(env, "seed")
-    _kefu(env, "vault", "init")
-    printed = _kefu(env, "keys", "create", "--name", "bench", "--channel", "app")
-    key = re.search(r"^kf_\S+$", printed, re.MULTILINE)
-    if key is None:
-        raise SystemExit(f"`kefu keys create` printed no key:\n{printed}")
-    _kefu(env, "agents", "add", BENCH_AGENT, "--name", "Bench Lead", "--role", "lead")
-    log = (data_dir / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base_url, process, ready_timeout_s)
-        yield base_url, key.group(0)
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
-
-
-def _server_env(data_dir: Path, llm_base_url: str, port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "KEFU_DATA_DIR": str(data_dir),
-        "KEFU_HOST": "127.0.0.1",
-        "KEFU_PORT": str(port),
-        "KEFU_LLM_BACKEND": "openai",
-        "KEFU_LLM_BASE_URL": llm_base_url,
-        "KEFU_LOG_FORMAT": "text",
-        "KEFU_RATE_PER_KEY_PER_MIN": "100000000",
-        "KEFU_RATE_PER_CONVERSATION_PER_MIN": "100000000",
-        "KEFU_AGENT_PASSWORD": BENCH_PASSWORD,
-    }
-
-
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SystemExit(f"kefu serve exited with {process.returncode}; see its serve.log")
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get("/readyz").status_code == 200:
-                    return
-            time.sleep(0.5)
-    raise SystemExit(f"the server was not ready after {timeout_s:.0f} s")
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -644,8 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="kefu-ws-bench-"))
     with FakeLlm(latency_s=args.llm_latency_ms / 1000) as fake:
         console.print(f"preparing {data_dir} and starting `kefu serve` (first start builds the knowledge base)…")
-        with kefu_server(data_dir, fake.base_url) as (base_url, api_key):
-            customers = load_customers(f"sqlite:///{data_dir / 'kefu.db'}")
+        with KefuServer(data_dir, llm_base_url=fake.base_url) as server:
+            base_url, api_key = server.base_url, server.api_key
+            customers = load_customers(server.database_url)
             console.print(f"server up at {base_url}; {len(customers)} customers; open-file limit {files}")
             result = asyncio.run(
                 run_bench(
@@ -656,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
                     turns=args.turns,
                     handoffs=args.handoffs,
                     baseline_turns=args.baseline_turns,
-                    agent=(BENCH_AGENT, BENCH_PASSWORD),
+                    agent=(BENCH_AGENT, server.agent_password),
                     llm_latency_s=args.llm_latency_ms / 1000,
                     connect_concurrency=args.connect_concurrency,
                 )

@@ -222,6 +222,8 @@ def _tool_results(messages: Sequence[AnyMessage]) -> list[ToolResult]:
         if isinstance(message, ToolMessage):
             failed = message.status == "error"
             artifact = message.artifact if isinstance(message.artifact, dict) else None
+            if artifact is None and not failed:
+                artifact = {"text": message.text}  # a tool that returns only text (README's "Add a tool")
             results.append((message.name or "", None if failed else artifact, message.text if failed else None))
     return results
 

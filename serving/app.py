@@ -14,13 +14,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import KefuError, RateLimitError
+from core.errors import KefuError
 from core.settings import Settings
 from core.types import Channel
 from serving import console, conversations, wechat
 from serving.api import router
 from serving.auth import TokenSigner, load_secret
-from serving.errors import status_of
+from serving.errors import retry_after_of, status_of
 from serving.limits import RateLimiter
 from serving.service import KefuService
 
@@ -114,7 +114,8 @@ def create_app(settings: Settings, *, service_factory: Callable[[Settings], Kefu
     async def kefu_error(_request: Request, exc: KefuError) -> JSONResponse:
         status = status_of(exc)
         _count(status)
-        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))} if isinstance(exc, RateLimitError) else None
+        retry_after = retry_after_of(exc)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         if status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)

@@ -18,7 +18,7 @@ from core.seed import DEMO_CUSTOMER_EN, seed
 from core.settings import Settings
 from core.types import Channel, Lang
 from core.vault import PiiVault, generate_key, key_fingerprint, write_key_file
-from serving.models import MODELS, fetch, model_path
+from serving.models import MODELS, fetch, model_path, resolve_model
 
 __all__ = ["app"]
 
@@ -241,6 +241,38 @@ def agents_disable(agent_id: Annotated[str, typer.Argument(help="Login name.")])
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"agent {agent_id} disabled")
+
+
+@app.command()
+def prune(
+    vacuum: Annotated[
+        bool, typer.Option(help="Also VACUUM both databases to give freed space back to the disk.")
+    ] = False,
+) -> None:
+    """Prune stored conversations now: latest checkpoint only; delete what is older than KEFU_RETENTION_DAYS.
+
+    The server does the same at start-up and every KEFU_PRUNE_INTERVAL_S; VACUUM needs the server stopped.
+    """
+    import sqlite3
+
+    from graphs import sqlite_checkpointer
+    from serving.service import prune_storage
+
+    settings = Settings()
+    engine = make_engine(settings.resolved_database_url)
+    saver = sqlite_checkpointer(settings.checkpoint_path, busy_timeout_s=settings.db_busy_timeout_s)
+    done = prune_storage(settings, saver, engine)
+    console.print(
+        f"deleted {done.superseded_checkpoints:,} superseded checkpoints and "
+        f"{done.expired_conversations:,} conversations older than {settings.retention_days:g} days "
+        f"({done.answers:,} stored answers, {done.turn_audits:,} turn audits, {done.vault_entries:,} vault entries)"
+    )
+    if vacuum:
+        saver.conn.execute("VACUUM")
+        if settings.resolved_database_url.startswith("sqlite:///"):
+            with sqlite3.connect(settings.resolved_database_url.removeprefix("sqlite:///")) as connection:
+                connection.execute("VACUUM")
+        console.print("vacuumed")
 
 
 @app.command()
@@ -571,6 +603,82 @@ def models_fetch(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     typer.echo(str(path))
+
+
+@models_app.command("serve")
+def models_serve(
+    model: Annotated[str | None, typer.Option(help="Model name or .gguf path (default KEFU_LLM_MODEL).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default KEFU_LLAMA_PORT, or a free one).")] = None,
+    parallel: Annotated[int, typer.Option(min=1, help="Parallel slots.")] = 4,
+) -> None:
+    """Run the embedded llama-server alone (OpenAI-compatible, on 127.0.0.1) until interrupted."""
+    import signal
+    import threading
+
+    from serving.llm_server import LlamaServer
+
+    overrides: dict[str, Any] = {k: v for k, v in {"llm_model": model, "llama_port": port}.items() if v is not None}
+    settings = Settings(**overrides)
+    path = resolve_model(settings.cache_dir, settings.llm_model)
+    server = LlamaServer.from_settings(settings, path)
+    server.parallel = parallel
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with server:
+        console.print(f"{settings.llm_model} at {server.base_url} (pid {server.pid}); Ctrl-C stops it")
+        try:
+            while not stop.wait(1.0) and server.pid is not None:
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+_EVALS: dict[str, tuple[str, str]] = {
+    "scenarios": ("evals.scenario_runner", "multi-turn scenario suite with pass^k (evals/scenarios/*.yaml)"),
+    "tau2": ("evals.tau2", "tau2-bench retail tasks with an LLM user simulator, pass^k"),
+    "redteam": ("evals.redteam", "prompt injection, cross-customer and PII-extraction attempts"),
+    "reliability": ("evals.reliability", "kill -9, dead LLM, locked database, retention after many conversations"),
+    "kb": ("evals.kb_eval", "knowledge-base retrieval and grounded answers"),
+    "recommend": ("evals.recommend_eval", "product recommendations from the knowledge graph"),
+    "pii-leak": ("evals.pii_leak", "no raw personal data at the LLM boundary"),
+}
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _run_module(module: str, args: list[str]) -> None:
+    """Run an eval module as its own process (evals sit beside serving and are not imported by it)."""
+    import subprocess
+    import sys
+
+    raise typer.Exit(subprocess.call([sys.executable, "-m", module, *args]))
+
+
+@app.command("eval", context_settings=_PASSTHROUGH)
+def eval_command(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(help="; ".join(f"{k}: {v}" for k, (_, v) in _EVALS.items()), show_default=False)
+    ] = "",
+) -> None:
+    """Run an evaluation; everything after its name goes to it (`kefu eval scenarios --help`)."""
+    if name not in _EVALS:
+        console.print("usage: kefu eval NAME [OPTIONS]   (options: kefu eval NAME --help)")
+        for key, (_, summary) in _EVALS.items():
+            console.print(f"  {key:<12} {summary}")
+        raise typer.Exit(0 if name in ("", "--help", "-h") else 2)
+    _run_module(_EVALS[name][0], ctx.args)
+
+
+@app.command("bench", context_settings=_PASSTHROUGH)
+def bench_command(ctx: typer.Context) -> None:
+    """Benchmarks side by side with the LangGraph ReAct baseline; options go on (`kefu bench --help`)."""
+    _run_module("evals.bench", ctx.args)
+
+
+@app.command("report", context_settings=_PASSTHROUGH)
+def report_command(ctx: typer.Context) -> None:
+    """Write the README's Results section and its plots from evals/results (`kefu report --help`)."""
+    _run_module("evals.report", ctx.args)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +18,12 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
+from sqlalchemy import Engine, delete, event
+from sqlalchemy import exc as sql_exc
 from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Session
 
 from agent.intent_engine import IntentEngine, Ranker
 from agent.intents import load_or_train
@@ -27,7 +32,7 @@ from agent.pii import PiiRedactor, restore
 from agent.policy import Policy
 from agent.slots import CatalogMatcher
 from core.context import SupportContext
-from core.db import make_engine
+from core.db import InboundMessageRow, TurnAuditRow, VaultEntryRow, make_engine
 from core.desk import DeskStore
 from core.embeddings import sentence_encoder
 from core.errors import BackendError, InvalidInputError, NotFoundError
@@ -37,19 +42,24 @@ from core.store import SqlStore
 from core.types import Channel, ConversationId, CustomerId, Lang, NextBestAction, TurnAudit
 from core.vault import PiiVault
 from graphs import AgentDeps, build_graph, sqlite_checkpointer, warm_up
+from graphs.checkpoint import prune_checkpoints
 from knowledge import DEMO_DOCS, DEMO_TRIPLES, KnowledgeBase
 from serving.desk import HUMAN_PREFIX, HumanDesk, message_role
+from serving.errors import StorageUnavailableError
 from serving.hub import EventHub
 from serving.llm_server import LlamaServer
 from serving.metrics import Metrics
 from serving.models import resolve_model
 from tools import ToolRegistry
 
-__all__ = ["HistoryEntry", "KefuService", "TurnResult"]
+__all__ = ["HistoryEntry", "KefuService", "StoragePrune", "TurnResult", "prune_storage"]
 
 log = logging.getLogger(__name__)
 
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+_STORAGE_ERRORS = (sqlite3.OperationalError, sql_exc.OperationalError)
+"""A locked, missing or unreadable database, from the checkpointer (sqlite3) or the store (SQLAlchemy)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,69 @@ class HistoryEntry:
     """For ``human`` messages: the agent's display name."""
 
 
+@dataclass(frozen=True)
+class StoragePrune:
+    """What one pruning run deleted (``prune_storage``)."""
+
+    superseded_checkpoints: int
+    """Earlier checkpoints of live conversations (only the latest is ever read)."""
+    expired_conversations: int
+    """Conversations inactive for longer than the retention, deleted whole."""
+    expired_checkpoints: int
+    checkpoint_writes: int
+    answers: int
+    """Stored answers to message ids (replayed on retries), older than the retention."""
+    turn_audits: int
+    """Turn audit rows older than the retention."""
+    vault_entries: int
+    """Expired personal data behind placeholders."""
+    seconds: float
+
+
+def prune_storage(
+    settings: Settings, saver: SqliteSaver, engine: Engine, *, now: datetime | None = None
+) -> StoragePrune:
+    """Bound what conversations store: latest checkpoint only, and nothing older than ``retention_days``.
+
+    Each conversation keeps its latest checkpoint (all Kefu reads); conversations whose last
+    activity is older than ``settings.retention_days`` lose their checkpoints, and stored answers,
+    turn audits and vault entries older than that go too. Safe while turns run. ``kefu prune``
+    can call it with ``sqlite_checkpointer(settings.checkpoint_path)`` and ``make_engine(...)``.
+
+    Args:
+        settings: Where the retention period comes from.
+        saver: The conversations' checkpointer.
+        engine: The store's database (answers, audits, vault).
+        now: The present, for tests; defaults to the clock.
+    """
+    started = time.perf_counter()
+    moment = now or datetime.now(UTC)
+    cutoff = moment - timedelta(days=settings.retention_days)
+    checkpoints = prune_checkpoints(saver, inactive_before=cutoff)
+    naive_now = moment.astimezone(UTC).replace(tzinfo=None)  # the store keeps naive UTC times
+    naive_cutoff = naive_now - timedelta(days=settings.retention_days)
+    with Session(engine) as session, session.begin():
+        answers = session.execute(delete(InboundMessageRow).where(InboundMessageRow.created_at < naive_cutoff))
+        audits = session.execute(delete(TurnAuditRow).where(TurnAuditRow.created_at < naive_cutoff))
+        vault = session.execute(delete(VaultEntryRow).where(VaultEntryRow.expires_at <= naive_now))
+    report = StoragePrune(
+        superseded_checkpoints=checkpoints.superseded_checkpoints,
+        expired_conversations=len(checkpoints.expired_conversations),
+        expired_checkpoints=checkpoints.expired_checkpoints,
+        checkpoint_writes=checkpoints.writes,
+        answers=_rowcount(answers),
+        turn_audits=_rowcount(audits),
+        vault_entries=_rowcount(vault),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    log.info("pruned stored conversations: %s", report)
+    return report
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 @dataclass
 class KefuService:
     """The agent with everything it runs on."""
@@ -111,7 +184,10 @@ class KefuService:
     hub: EventHub = field(default_factory=EventHub)
     """Live events to customers' sockets and agents' consoles."""
     metrics: Metrics = field(default_factory=Metrics)
+    checkpointer: SqliteSaver | None = None
+    """The conversations' checkpointer, which ``prune`` bounds; None for a graph built elsewhere."""
     _desk: HumanDesk | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -138,6 +214,7 @@ class KefuService:
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url)
+        _limit_busy_wait(engine, settings.db_busy_timeout_s)
         vault = PiiVault.from_settings(engine, settings)  # before anything slow: a key problem fails fast
         vault.purge_expired()
         if seed_demo:
@@ -175,7 +252,8 @@ class KefuService:
             tools=tools or ToolRegistry(),
             catalog=CatalogMatcher(products),
         )
-        graph = build_graph(deps, sqlite_checkpointer(settings.checkpoint_path))
+        checkpointer = sqlite_checkpointer(settings.checkpoint_path, busy_timeout_s=settings.db_busy_timeout_s)
+        graph = build_graph(deps, checkpointer)
         warmer = None
         if server is not None:
             # Only a server we just started has a cold prompt cache; warm it without delaying start-up.
@@ -193,9 +271,14 @@ class KefuService:
             warm_up_thread=warmer,
             deps=deps,
             gateway=gateway,
+            checkpointer=checkpointer,
         )
-        # Stored answers hold redacted replies only, but they are conversation data: same retention.
-        service.desk.prune_answers(timedelta(days=settings.retention_days))
+        # Checkpoints, stored answers (redacted replies) and audits are conversation data: same retention.
+        try:
+            service.prune()
+        except _STORAGE_ERRORS as exc:  # a busy database must not stop start-up; the next run catches up
+            log.warning("pruning at start-up failed (%s); retrying in %.0f s", exc, settings.prune_interval_s)
+        threading.Thread(target=service._prune_periodically, name="kefu-prune", daemon=True).start()
         if gateway is not None:
             service.metrics.watch_llm(
                 lambda: (gateway.calls, gateway.prompt_tokens, gateway.completion_tokens, gateway.pii_blocked)
@@ -254,8 +337,26 @@ class KefuService:
             return "n/a"
         return "warming" if self.warm_up_thread.is_alive() else "warm"
 
+    def prune(self, now: datetime | None = None) -> StoragePrune:
+        """Prune stored conversations now (see ``prune_storage``); the server also does it every ``prune_interval_s``.
+
+        Raises:
+            RuntimeError: the service has no SQLite checkpointer to prune.
+        """
+        if self.checkpointer is None:
+            raise RuntimeError("this service was built without Kefu's SQLite checkpointer")
+        return prune_storage(self.settings, self.checkpointer, self.store.engine, now=now)
+
+    def _prune_periodically(self) -> None:
+        while not self._stop.wait(self.settings.prune_interval_s):
+            try:
+                self.prune()
+            except Exception:  # a failed run (a locked database) is retried at the next interval
+                log.exception("pruning stored conversations failed; retrying in %.0f s", self.settings.prune_interval_s)
+
     def close(self) -> None:
-        """Stop the LLM server this service started."""
+        """Stop the periodic pruning and the LLM server this service started."""
+        self._stop.set()
         if self.llm_server is not None:
             self.llm_server.stop()
             self.llm_server = None
@@ -292,10 +393,50 @@ class KefuService:
         reply instead of a second turn. While a human agent owns the conversation the message is
         stored and passed to their console, and the reply is empty (``route`` is ``human``).
 
+        A database that stays locked longer than ``db_busy_timeout_s`` (or cannot be opened) fails
+        the turn with ``StorageUnavailableError`` and leaves the conversation as it was, or with the
+        turn fully recorded: sending the same message again with the same ``message_id`` is safe
+        either way, and gets the recorded reply if the turn got that far.
+
         Raises:
             InvalidInputError: empty or oversized text, or a malformed conversation or message id.
             NotFoundError: unknown customer, or a conversation that belongs to someone else.
+            StorageUnavailableError: a database is locked or unavailable; retry the same message.
         """
+        try:
+            return self._chat(conversation_id, customer_id, text, channel=channel, lang=lang, message_id=message_id)
+        except _STORAGE_ERRORS as exc:
+            self._reset_checkpointer()
+            reason = str(getattr(exc, "orig", None) or exc)
+            log.warning("turn of %s refused: database unavailable (%s)", conversation_id, reason)
+            raise StorageUnavailableError(
+                f"the conversation database is unavailable ({reason}); nothing was lost: send the same message "
+                "again, with the same message_id, in a moment",
+                retry_after_s=min(5.0, self.settings.db_busy_timeout_s),
+            ) from exc
+
+    def _reset_checkpointer(self) -> None:
+        """End a transaction a failed checkpoint write left open, so later reads see the database as it is."""
+        saver = self.checkpointer
+        if saver is None:
+            return
+        with saver.lock:
+            if saver.conn.in_transaction:
+                try:
+                    saver.conn.rollback()
+                except sqlite3.Error:
+                    log.exception("could not roll back the checkpointer's transaction")
+
+    def _chat(
+        self,
+        conversation_id: str,
+        customer_id: str,
+        text: str,
+        *,
+        channel: Channel,
+        lang: Lang | None,
+        message_id: str | None,
+    ) -> TurnResult:
         text = text.strip()
         if not text:
             raise InvalidInputError("text is empty")
@@ -307,7 +448,9 @@ class KefuService:
         with self._lock(conversation_id):
             self._check(conversation_id, customer_id)
             if message_id is not None:
-                stored = self.desk.answered(conversation_id, message_id)
+                stored = self.desk.answered(conversation_id, message_id) or self._recorded_turn(
+                    conversation_id, message_id, started
+                )
                 if stored is not None:
                     return self._restored(stored, replayed=True)
             context = SupportContext(
@@ -319,7 +462,7 @@ class KefuService:
                 vault=self.vault,
                 knowledge=self.knowledge,
             )
-            state = self._run({"inbound": text, "customer_id": customer_id}, conversation_id, context)
+            state = self._run({"inbound": text, "customer_id": customer_id}, conversation_id, context, message_id)
             raw = self._raw_result(conversation_id, state, started, message_id)
             if message_id is not None:
                 self.desk.remember_answer(conversation_id, message_id, raw)
@@ -347,12 +490,33 @@ class KefuService:
                 self.human_desk.customer_wrote(waiting, _last_customer_text(state))
         return result
 
-    def _run(self, payload: dict[str, Any], conversation_id: str, context: SupportContext) -> dict[str, Any]:
-        """Run the graph, timing each node (updates arrive as each node finishes; the graph is sequential)."""
+    def _recorded_turn(self, conversation_id: str, message_id: str, started: float) -> dict[str, Any] | None:
+        """The result of a turn on ``message_id`` whose checkpoint was saved but whose answer was not stored.
+
+        That happens when the process dies, or the store's database is locked, between the two
+        writes; the retry then gets the recorded turn instead of running it a second time.
+        """
+        snapshot = self.graph.get_state(_config(conversation_id))
+        if (snapshot.metadata or {}).get("message_id") != message_id:
+            return None
+        raw = self._raw_result(conversation_id, snapshot.values, started, message_id)
+        self.desk.remember_answer(conversation_id, message_id, raw)
+        return raw
+
+    def _run(
+        self, payload: dict[str, Any], conversation_id: str, context: SupportContext, message_id: str | None = None
+    ) -> dict[str, Any]:
+        """Run the graph, timing each node (updates arrive as each node finishes; the graph is sequential).
+
+        The message id goes into the checkpoint's metadata, which ``_recorded_turn`` reads.
+        """
         state: dict[str, Any] = {}
         mark = time.perf_counter()
+        config = _config(conversation_id)
+        if message_id is not None:
+            config["metadata"] = {"message_id": message_id}
         for mode, chunk in self.graph.stream(
-            payload, _config(conversation_id), context=context, durability="exit", stream_mode=["updates", "values"]
+            payload, config, context=context, durability="exit", stream_mode=["updates", "values"]
         ):
             now = time.perf_counter()
             if mode == "updates" and isinstance(chunk, dict):
@@ -510,6 +674,20 @@ class KefuService:
             agent = names.get((message.name or "")[len(HUMAN_PREFIX) :]) if role == "human" else None
             entries.append(HistoryEntry(role=role, text=restore(message.text, vault), agent=agent))
         return values.get("dialogue_state"), entries
+
+
+def _limit_busy_wait(engine: Engine, seconds: float) -> None:
+    """Make every SQLite connection of ``engine`` wait at most ``seconds`` for a lock, then fail."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _busy_timeout(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={round(seconds * 1000)}")
+        cursor.close()
+
+    engine.dispose()  # connections opened before the listener get it when they are opened again
 
 
 def _open_knowledge(settings: Settings, store: SqlStore) -> KnowledgeBase | None:

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from langchain_core.tools import tool
 
 from core.context import SupportContext
-from core.types import TicketKind, Tier
+from core.types import OrderId, TicketKind, Tier
 from tools._runtime import SupportRuntime, dumps
+from tools.errors import ToolError
 
 __all__ = ["open_ticket", "request_human"]
+
+
+_ORDER_ID = re.compile(r"(?<![A-Za-z0-9])KF[0-9]{6}(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def _own_orders_only(runtime: SupportRuntime, text: str) -> None:
+    """A ticket may name only this customer's orders: another customer's order number never lands on it."""
+    context: SupportContext = runtime.context
+    for number in dict.fromkeys(m.upper() for m in _ORDER_ID.findall(text)):
+        order = context.store.get_order(OrderId(number))
+        if order is None or order.customer_id != context.customer_id:
+            raise ToolError(
+                f"No order {number} on this customer's account; do not open a ticket about it. "
+                "Ask the customer to check the order number."
+            )
 
 
 def _priority(runtime: SupportRuntime, base: int) -> int:
@@ -33,6 +50,7 @@ def open_ticket(
         subject: One line saying what the ticket is about.
         kind: The kind of ticket.
     """
+    _own_orders_only(runtime, subject)
     context = runtime.context
     ticket = context.store.open_ticket(
         context.customer_id, context.conversation_id, TicketKind(kind), subject, _priority(runtime, 3)

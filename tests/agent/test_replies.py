@@ -309,3 +309,27 @@ def test_compose_ignores_empty_and_unknown_results(lang: Lang) -> None:
     fallback = compose(Intent.ORDER_STATUS, [], lang)
     assert compose(Intent.ORDER_STATUS, [("lookup_order", None, None)], lang) == fallback
     assert compose(Intent.ORDER_STATUS, [("mystery_tool", {"x": 1}, None)], lang) == fallback
+
+
+def test_a_developer_added_tool_reaches_the_facts_as_text_or_compact_json() -> None:
+    """Tools Kefu has no sentence for still ground the reply (README "Add a tool", the τ² tools)."""
+    from agent.replies import fact_lines
+
+    text_only = ("check_warranty", {"text": "Order KF100234 is under warranty for 20 more days."}, None)
+    structured = ("get_user_details", {"user_id": "u_1", "orders": ["#W1"], "balance": 17.5}, None)
+    failed = ("check_warranty", None, "Error: no order KF1 on this customer's account")
+    lines = fact_lines([text_only, structured, failed], Lang.EN)
+    assert lines == [
+        "check_warranty: Order KF100234 is under warranty for 20 more days.",
+        'get_user_details: {"user_id":"u_1","orders":["#W1"],"balance":17.5}',
+        "check_warranty: Error: no order KF1 on this customer's account",
+    ]
+    assert compose(None, [text_only], Lang.EN) == "Order KF100234 is under warranty for 20 more days."
+    assert compose(None, [structured], Lang.EN) == compose(None, [], Lang.EN)  # no raw JSON for customers
+
+
+def test_every_builtin_tool_has_its_own_sentences() -> None:
+    from agent.replies import _BUILTIN_FACTS
+    from tools import BUILTIN_TOOLS
+
+    assert {tool.name for tool in BUILTIN_TOOLS} == _BUILTIN_FACTS

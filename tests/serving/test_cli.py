@@ -403,3 +403,55 @@ def test_seed_creates_a_demo_console_login_once(runner: CliRunner, env: Path) ->
     assert first.exit_code == 0 and "demo console login: demo / " in first.output
     second = runner.invoke(app, ["seed"])
     assert "demo console login" not in second.output
+
+
+def test_eval_lists_the_evaluations_and_refuses_unknown_ones(runner: CliRunner) -> None:
+    listing = runner.invoke(app, ["eval"])
+    assert listing.exit_code == 0
+    for name in ("scenarios", "tau2", "redteam", "reliability", "kb", "pii-leak"):
+        assert name in listing.output
+    assert runner.invoke(app, ["eval", "nope"]).exit_code == 2
+
+
+def test_eval_bench_and_report_run_their_modules_with_the_options_given(env: Path, runner: CliRunner) -> None:
+    """Evals sit beside serving, so the CLI runs them as their own process and passes every option on."""
+    readme = env / "README.md"
+    readme.write_text("# Kefu\n\n## Development\n")
+    options = ["--results", str(env / "none"), "--readme", str(readme), "--plots", str(env / "plots")]
+    assert runner.invoke(app, ["report", *options, "--check"]).exit_code == 1  # no Results section yet
+    assert runner.invoke(app, ["report", *options]).exit_code == 0
+    assert "## Results" in readme.read_text() and "Not run yet" in readme.read_text()
+    assert runner.invoke(app, ["report", *options, "--check"]).exit_code == 0
+    assert runner.invoke(app, ["bench", "--help"]).exit_code == 0
+    assert runner.invoke(app, ["eval", "scenarios", "--help"]).exit_code == 0
+
+
+def test_models_serve_needs_a_fetched_model(env: Path, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["models", "serve", "--model", "qwen2.5-coder-0.5b"])
+    assert result.exit_code != 0
+    assert "kefu models fetch" in str(result.exception) + result.output
+
+
+def test_prune_keeps_each_conversations_latest_checkpoint(env: Path, runner: CliRunner) -> None:
+    import sqlite3
+
+    from core.settings import Settings
+    from serving.service import KefuService
+
+    service = KefuService.start(Settings(), use_llm=False)
+    try:
+        for text in ("hi", "where is my order?", "thanks"):
+            service.chat("prune-1", "C0001", text)
+    finally:
+        service.close()
+    checkpoints = Settings().checkpoint_path
+
+    def count() -> int:
+        with sqlite3.connect(checkpoints) as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0])
+
+    assert count() == 3
+    result = runner.invoke(app, ["prune", "--vacuum"])
+    assert result.exit_code == 0, result.output
+    assert "deleted 2 superseded checkpoints" in result.output and "vacuumed" in result.output
+    assert count() == 1

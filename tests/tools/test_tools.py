@@ -227,3 +227,14 @@ def test_compare_products_by_name_or_sku(store: SqlStore, kb: KnowledgeBase) -> 
     assert message.status == "success", message.text
     assert message.artifact["skus"] == ["AUD-001", "AUD-003"]
     assert "active noise cancelling" in message.artifact["shared_features"]
+
+
+def test_open_ticket_refuses_another_customers_order_number(store: SqlStore) -> None:
+    own = run_tool(store, "C0001", "open_ticket", {"subject": "Strap broken on KF100268", "kind": "complaint"}, "t-own")
+    assert own.status != "error" and own.artifact["subject"] == "Strap broken on KF100268"
+    before = len(store.customer_profile(CustomerId("C0001")).open_tickets)  # type: ignore[union-attr]
+    for subject in ("Cancel kf100001 please", "Refund KF999999"):  # C0011's order; nobody's order
+        refused = run_tool(store, "C0001", "open_ticket", {"subject": subject, "kind": "return"}, "t-other")
+        assert refused.status == "error"
+        assert "No order" in str(refused.content) and "C0011" not in str(refused.content)
+    assert len(store.customer_profile(CustomerId("C0001")).open_tickets) == before  # type: ignore[union-attr]
