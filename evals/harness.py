@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
@@ -36,7 +36,6 @@ __all__ = [
     "KefuServer",
     "LlmServerProcess",
     "free_port",
-    "kefu_server",
     "machine",
     "percentiles",
     "run_kefu",
@@ -127,6 +126,27 @@ def server_env(
     if llm_base_url is not None:
         env |= {"KEFU_LLM_BACKEND": "openai", "KEFU_LLM_BASE_URL": llm_base_url}
     return env | dict(extra or {})
+
+
+def _terminate(process: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """SIGTERM a process group started with ``start_new_session``, SIGKILL it after ``grace_s``."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        _kill(process)
+
+
+def _kill(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL the whole process group at once: no shutdown code runs."""
+    if process is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
 
 
 class KefuServer:
@@ -224,25 +244,12 @@ class KefuServer:
     def stop(self, grace_s: float = 30) -> None:
         """SIGTERM the server (and the llama-server it started), SIGKILL after ``grace_s``."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        _terminate(process, grace_s)
 
     def kill(self) -> None:
         """SIGKILL the server's whole process group at once: no shutdown code runs."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+        _kill(process)
 
     def __enter__(self) -> Self:
         """Start the server."""
@@ -251,13 +258,6 @@ class KefuServer:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         """Stop the server."""
         self.stop()
-
-
-@contextlib.contextmanager
-def kefu_server(data_dir: Path, llm_base_url: str, *, ready_timeout_s: float = 900) -> Iterator[KefuServer]:
-    """A ``KefuServer`` on ``data_dir`` using the endpoint at ``llm_base_url``, stopped on exit."""
-    with KefuServer(data_dir, llm_base_url=llm_base_url, ready_timeout_s=ready_timeout_s) as server:
-        yield server
 
 
 class LlmServerProcess:
@@ -304,25 +304,12 @@ class LlmServerProcess:
     def kill(self) -> None:
         """SIGKILL it (and its llama-server): the LLM backend dies mid-conversation."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+        _kill(process)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        _terminate(process, 10)
 
     def __enter__(self) -> Self:
         """Start the server."""
