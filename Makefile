@@ -33,6 +33,7 @@ run: setup llama-server
 	@$(BIN)/kefu models fetch --model $(MODEL) >/dev/null
 	@$(BIN)/kefu seed
 	@$(BIN)/kefu vault init
+	@ls $${KEFU_INSIGHTS_DIR:-$${KEFU_DATA_DIR:-var}/insights}/churn_30d.pkl >/dev/null 2>&1 || $(BIN)/kefu insights train >/dev/null
 	@exec $(BIN)/kefu serve --model $(MODEL)
 
 lint: setup

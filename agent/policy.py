@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agent.offers import Offers
 from core.errors import ConfigError
 
 __all__ = ["Policy"]
@@ -33,6 +35,8 @@ class Policy:
     """Dissatisfied messages in a row that count as angry."""
     answer_above: float = 0.35
     """Knowledge passages scoring below this are not used; if none is left the agent says it is not sure."""
+    offers: Offers = field(default_factory=Offers.shipped)
+    """Segment conditions (``[offers]``, see ``agent.offers``); a file without the section keeps the shipped rules."""
 
     def __post_init__(self) -> None:
         """Refuse thresholds that cannot work."""
@@ -57,6 +61,26 @@ class Policy:
             raise ConfigError("policy: candidates >= 2, clarify_limit >= 1 and dissatisfied_streak >= 1")
         if self.handoff_at not in ("dissatisfied", "angry"):
             raise ConfigError("policy: handoff_at is 'dissatisfied' or 'angry'")
+        if not isinstance(self.offers, Offers):
+            raise ConfigError("policy: offers come from an [offers] section")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Policy:
+        """This policy with some values replaced (an experiment variant's ``policy`` table).
+
+        ``offers`` takes true or false and switches the offer rules on or off.
+
+        Raises:
+            ConfigError: an unknown key or a value the policy refuses.
+        """
+        unknown = sorted(set(overrides) - set(self.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"policy: unknown keys {unknown}; known: {sorted(self.__dataclass_fields__)}")
+        values = dict(overrides)
+        if "offers" in values:
+            if not isinstance(values["offers"], bool):
+                raise ConfigError("policy: offers must be true or false")
+            values["offers"] = self.offers.switched(values["offers"])
+        return replace(self, **values)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Policy:
@@ -75,8 +99,9 @@ class Policy:
             raise ConfigError(f"cannot read policy file {path}: {exc}") from exc
         name = path or "agent/policy.toml"
         sections = ("intent", "fallback", "emotion", "knowledge")
-        if set(data) - set(sections):
-            raise ConfigError(f"policy file {name}: unknown sections or keys {sorted(set(data) - set(sections))}")
+        unknown_sections = sorted(set(data) - {*sections, "offers"})
+        if unknown_sections:
+            raise ConfigError(f"policy file {name}: unknown sections or keys {unknown_sections}")
         flat: dict[str, Any] = {}
         for section in sections:
             table = data.get(section, {})
@@ -90,6 +115,8 @@ class Policy:
         unknown = sorted(set(flat) - set(cls.__dataclass_fields__))
         if unknown:
             raise ConfigError(f"policy file {name}: unknown keys {unknown}")
+        if "offers" in data:
+            flat["offers"] = Offers.parse(data["offers"], str(name))
         try:
             return cls(**flat)
         except TypeError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.ports import KnowledgePort, PiiVaultPort, SupportStore
-from core.types import Channel, ConversationId, CustomerId, Lang
+from core.types import Channel, ConversationId, CustomerId, CustomerInsight, Lang
 
 __all__ = ["SupportContext"]
 
@@ -28,3 +28,7 @@ class SupportContext:
     """The conversation's placeholders; the graph refuses to run without one, tools never need it."""
     knowledge: KnowledgePort | None = None
     """Documents and the product graph; None when the knowledge base is not loaded (tools say so)."""
+    insight: CustomerInsight | None = None
+    """The customer's segment and model scores (no contact details), for conditions and the profile tool."""
+    variant: str | None = None
+    """``experiment:variant`` this customer is assigned to, when an A/B experiment runs."""

@@ -9,14 +9,29 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, LargeBinary, Numeric, String, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AccessAuditRow",
     "AgentRow",
     "ApiKeyRow",
     "Base",
     "ChannelIdentityRow",
+    "ConversationLogRow",
     "CustomerRow",
     "HandoffNoteRow",
     "HandoffRow",
@@ -145,6 +160,12 @@ class TurnAuditRow(Base):
     route: Mapped[str] = mapped_column(String(8))
     llm_calls: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Numeric(10, 1, asdecimal=False))
+    channel: Mapped[str | None] = mapped_column(String(16), default=None)
+    question: Mapped[str | None] = mapped_column(String(4000), default=None)
+    """The customer's message as the model saw it (placeholders, never raw PII); cleared after the
+    conversation retention, while the decision itself is kept for the audit retention."""
+    variant: Mapped[str | None] = mapped_column(String(80), default=None)
+    """``experiment:variant`` the conversation was assigned to, if an experiment was running."""
 
 
 class VaultEntryRow(Base):
@@ -256,6 +277,62 @@ class InboundMessageRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
+class ConversationLogRow(Base):
+    """One conversation as the service log keeps it for analytics: no text, no personal data.
+
+    Updated after every turn; kept for ``Settings.analytics_retention_days``, longer than the
+    conversation itself, because segments, churn models and the dashboard read history.
+    """
+
+    __tablename__ = "conversation_log"
+
+    conversation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(16), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    lang: Mapped[str] = mapped_column(String(4))
+    started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    last_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    intents: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    """How many turns had each intent."""
+    negative_turns: Mapped[int] = mapped_column(Integer, default=0)
+    """Turns whose emotion was dissatisfied or angry."""
+    fallback_turns: Mapped[int] = mapped_column(Integer, default=0)
+    """Turns answered by a rule-based fallback (low confidence, LLM down, loop-breaker)."""
+    handoff_reason: Mapped[str | None] = mapped_column(String(300), default=None)
+    """Why it went to a human; None if the bot handled it alone (contained)."""
+    reached_close_deal: Mapped[bool] = mapped_column(default=False)
+    """The dialogue reached ``close_deal``: the customer showed a buying signal (a conversion)."""
+    satisfaction: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The customer's rating, 1 (bad) to 5 (good), if they gave one."""
+    variant: Mapped[str | None] = mapped_column(String(80), default=None, index=True)
+    """``experiment:variant`` of an A/B experiment, if one was running."""
+    seeded: Mapped[bool] = mapped_column(default=False)
+    """Written by the demo generator, not by a real conversation."""
+
+
+class AccessAuditRow(Base):
+    """Who looked at what, and every automated decision that is not a dialogue turn.
+
+    Kept for ``Settings.audit_retention_days``; queryable with ``GET /v1/audit`` and ``kefu audit``.
+    """
+
+    __tablename__ = "access_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    """``agent:<id>``, ``key:<id>``, ``session:<customer>`` or ``kefu`` for automated decisions."""
+    role: Mapped[str] = mapped_column(String(16))
+    """``agent``, ``lead``, ``key``, ``customer`` or ``system``."""
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    """E.g. ``view_conversation``, ``view_unredacted``, ``view_profile``, ``export``, ``decision:nba``."""
+    target: Mapped[str] = mapped_column(String(80), index=True)
+    """What was looked at or decided about: a conversation, customer or handoff id."""
+    detail: Mapped[str] = mapped_column(String(1000), default="")
+    """The reason of an automated decision, or what was seen (never the values themselves)."""
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url`` and make sure the tables exist.
 
@@ -276,4 +353,28 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add nullable columns that newer code declares to tables an older version created.
+
+    A stop-gap until the store has real migrations: only nullable or defaulted columns, never a
+    rename or a type change.
+    """
+    existing = inspect(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            present = {column["name"] for column in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = ""
+                if column.default is not None and getattr(column.default, "is_scalar", False):
+                    value = getattr(column.default, "arg", None)
+                    default = f" DEFAULT {int(value) if isinstance(value, bool) else repr(value)}"
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}'))

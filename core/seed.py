@@ -28,7 +28,17 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from core.db import Base, CustomerRow, OrderItemRow, OrderRow, ProductRow, TicketRow
+from core.db import (
+    Base,
+    ConversationLogRow,
+    CustomerRow,
+    OrderItemRow,
+    OrderRow,
+    ProductRow,
+    TicketRow,
+    TurnAuditRow,
+)
+from core.history import HistoryCustomer, service_history
 from core.types import Lang, OrderStatus, TicketKind, TicketStatus, Tier
 
 __all__ = ["DEMO_CUSTOMER_EN", "DEMO_CUSTOMER_ZH", "REFERENCE_DATE", "SeedSummary", "seed"]
@@ -80,6 +90,7 @@ class SeedSummary:
         orders: Orders in the database.
         order_items: Order lines in the database.
         tickets: Tickets in the database.
+        conversations: Conversations in the service log (``conversation_log``), the demo history included.
         created: True when this call wrote the data; False when it already existed and nothing was done.
 
     """
@@ -89,6 +100,7 @@ class SeedSummary:
     orders: int
     order_items: int
     tickets: int
+    conversations: int
     created: bool
 
 
@@ -447,7 +459,8 @@ def seed(engine: Engine, *, reset: bool = False, seed_value: int = 20261122) -> 
     Args:
         engine: Where to write; missing tables are created.
         reset: Drop and recreate every table first, then seed.
-        seed_value: Seed of the ``random.Random`` that generates customers, orders and tickets.
+        seed_value: Seed of the ``random.Random`` that generates customers, orders and tickets; the
+            service history (``core.history``) draws from its own ``random.Random(seed_value + 1)``.
 
     Returns:
         The row counts, and whether this call wrote them.
@@ -463,6 +476,9 @@ def seed(engine: Engine, *, reset: bool = False, seed_value: int = 20261122) -> 
     customers = _customers(rng)
     orders, items = _orders(rng, customers)
     tickets = _tickets(rng, customers, orders)
+    # The service history has a generator of its own, so adding it changed none of the rows above.
+    generated = [HistoryCustomer(c.id, c.lang.value, c.created_at) for c in customers if c.id not in _DEMO_ORDERS]
+    history = service_history(random.Random(seed_value + 1), generated, orders, now=REFERENCE_DATE)
     with Session(engine) as session, session.begin():
         session.execute(insert(ProductRow), _product_rows())
         session.execute(
@@ -472,6 +488,10 @@ def seed(engine: Engine, *, reset: bool = False, seed_value: int = 20261122) -> 
         session.execute(insert(OrderRow), orders)
         session.execute(insert(OrderItemRow), items)
         session.execute(insert(TicketRow), tickets)
+        if history.conversations:
+            session.execute(insert(ConversationLogRow), history.conversations)
+        if history.turns:
+            session.execute(insert(TurnAuditRow), history.turns)
     with Session(engine) as session:
         return _summary(session, created=True)
 
@@ -486,6 +506,7 @@ def _summary(session: Session, *, created: bool) -> SeedSummary:
         orders=count(OrderRow),
         order_items=count(OrderItemRow),
         tickets=count(TicketRow),
+        conversations=count(ConversationLogRow),
         created=created,
     )
 

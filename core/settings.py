@@ -67,13 +67,32 @@ class Settings(BaseSettings):
     vault_old_keys: SecretStr | None = None
     """Comma-separated previous keys, so a rotated vault still opens until ``kefu vault rotate``."""
     retention_days: float = Field(default=30.0, gt=0)
-    """Personal data behind placeholders is deleted this long after a conversation's last turn."""
+    """The conversation retention: a conversation (its checkpoints and stored answers) and the
+    personal data behind its placeholders are deleted this long after its last turn, and turn audits
+    this old lose the customer's message; the decisions are kept for ``audit_retention_days``."""
     prune_interval_s: float = Field(default=3600.0, gt=0)
-    """How often the server prunes stored conversations (also once at start-up): each conversation
-    keeps only its latest checkpoint, and conversations, stored answers and turn audits older than
-    ``retention_days`` since their last activity are deleted, as the vault's personal data is."""
+    """How often the server prunes stored data (also once at start-up): each conversation keeps only
+    its latest checkpoint; conversations, stored answers, vault entries and the customers' words in
+    turn audits go after ``retention_days``, turn and access audits after ``audit_retention_days``,
+    the service log (``conversation_log``) after ``analytics_retention_days``."""
     db_busy_timeout_s: float = Field(default=10.0, gt=0)
     """How long a turn waits for a locked SQLite database before it is refused with 503 (retry it)."""
+    audit_retention_days: float = Field(default=365.0, gt=0)
+    """Turn decisions and the access audit (who viewed what) are kept this long; the customer's
+    words in a turn audit go after ``retention_days`` with the conversation."""
+    analytics_retention_days: float = Field(default=730.0, gt=0)
+    """The text-free service log of conversations (``conversation_log``) that segments, the churn
+    and repurchase models and the dashboard read is kept this long."""
+
+    insights_dir: Path | None = None
+    """Where ``kefu insights train`` writes the churn and repurchase models and their plots;
+    defaults to ``data_dir/insights``."""
+    experiments_file: Path | None = None
+    """A/B experiments (TOML): variants, their weights and what each changes; none run by default."""
+    drift_low_confidence_share: float = Field(default=0.35, gt=0, le=1)
+    """A day whose share of low-confidence turns exceeds this raises a drift alert on the dashboard."""
+    drift_unknown_share: float = Field(default=0.20, gt=0, le=1)
+    """A day whose share of turns with an intent the classifier does not know exceeds this raises one too."""
 
     kb_dir: Path | None = None
     """Where the knowledge base lives (Chroma documents and the product graph); defaults to ``data_dir/kb``."""
@@ -154,6 +173,11 @@ class Settings(BaseSettings):
     def secret_key_path(self) -> Path:
         """The file of the signing secret when ``KEFU_SECRET_KEY`` is not set."""
         return self.secret_key_file or self.data_dir / "secret.key"
+
+    @property
+    def insights_path(self) -> Path:
+        """The directory of the insight models and plots."""
+        return self.insights_dir or self.data_dir / "insights"
 
     @property
     def checkpoint_path(self) -> Path:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, String, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from core.db import CustomerRow, OrderItemRow, OrderRow, ProductRow, TicketRow, TurnAuditRow
+from core.db import ConversationLogRow, CustomerRow, OrderItemRow, OrderRow, ProductRow, TicketRow, TurnAuditRow
 from core.errors import InvalidInputError, NotFoundError
 from core.types import (
     ConversationId,
@@ -31,6 +31,7 @@ from core.types import (
 
 __all__ = ["SqlStore"]
 
+_NEGATIVE_EMOTIONS = frozenset({"dissatisfied", "angry"})
 _NOT_SPENT = (OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value, OrderStatus.RETURNED.value)
 
 
@@ -290,9 +291,57 @@ class SqlStore:
             return [_ticket(row) for row in session.scalars(query)]
 
     def record_turn(self, audit: TurnAudit) -> None:
-        """Append one turn to the audit trail."""
+        """Append one turn to the audit trail and fold it into the conversation's service-log row."""
         with self._session() as session, session.begin():
-            session.add(TurnAuditRow(**audit.model_dump()))
+            session.add(TurnAuditRow(**audit.model_dump(exclude={"lang"})))
+            log = session.get(ConversationLogRow, audit.conversation_id)
+            if log is not None and log.customer_id != audit.customer_id:
+                # An id reused by someone else after the conversation expired: the old row keeps its
+                # history under a dated id, and the new customer starts their own.
+                log.conversation_id = f"{audit.conversation_id[:44]}~{log.started_at:%Y%m%d%H%M%S}"
+                session.flush()
+                log = None
+            if log is None:
+                log = ConversationLogRow(
+                    conversation_id=audit.conversation_id,
+                    customer_id=audit.customer_id,
+                    channel=audit.channel or "web",
+                    lang=audit.lang or "zh",
+                    started_at=audit.created_at,
+                    last_at=audit.created_at,
+                    turns=0,
+                    intents={},
+                    negative_turns=0,
+                    fallback_turns=0,
+                    reached_close_deal=False,
+                    seeded=False,
+                )
+                session.add(log)
+            log.last_at = max(log.last_at, audit.created_at)
+            log.turns += 1
+            log.intents = {**log.intents, audit.intent: log.intents.get(audit.intent, 0) + 1}
+            log.negative_turns += audit.emotion in _NEGATIVE_EMOTIONS
+            log.fallback_turns += audit.fallback is not None
+            if audit.state == "handoff" and log.handoff_reason is None:
+                log.handoff_reason = (audit.fallback or audit.decision or "handoff").removeprefix("handoff: ")[:300]
+            log.reached_close_deal = log.reached_close_deal or audit.state == "close_deal"
+            if audit.variant:
+                log.variant = audit.variant
+
+    def rate_conversation(self, conversation_id: ConversationId, customer_id: CustomerId, rating: int) -> None:
+        """Record the customer's satisfaction rating (1-5) on their conversation; a new rating replaces the old.
+
+        Raises:
+            InvalidInputError: a rating outside 1-5.
+            NotFoundError: no turn of this customer's in that conversation yet.
+        """
+        if not 1 <= rating <= 5:
+            raise InvalidInputError("rating must be 1 to 5")
+        with self._session() as session, session.begin():
+            log = session.get(ConversationLogRow, conversation_id)
+            if log is None or log.customer_id != customer_id:
+                raise NotFoundError(f"no conversation {conversation_id!r} to rate")
+            log.satisfaction = rating
 
     def turn_audits(self, conversation_id: ConversationId) -> list[TurnAudit]:
         """The audit trail of a conversation, oldest first."""

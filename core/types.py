@@ -9,14 +9,17 @@ from typing import Any, NewType
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "AccessAuditEntry",
     "AgentAccount",
     "ApiKey",
     "Channel",
     "Comparison",
     "ComparisonRow",
+    "Contribution",
     "ConversationId",
     "Customer",
     "CustomerId",
+    "CustomerInsight",
     "CustomerProfile",
     "Handoff",
     "HandoffNote",
@@ -28,8 +31,10 @@ __all__ = [
     "OrderItem",
     "OrderStatus",
     "Passage",
+    "Prediction",
     "Product",
     "Recommendation",
+    "SegmentInfo",
     "Sku",
     "Ticket",
     "TicketId",
@@ -209,6 +214,12 @@ class TurnAudit(_View):
     route: str
     llm_calls: int
     latency_ms: float
+    channel: str | None = None
+    lang: str | None = None
+    question: str | None = None
+    """The customer's message with placeholders for personal data, as the model saw it."""
+    variant: str | None = None
+    """``experiment:variant``, when the conversation is in an A/B experiment."""
 
 
 class Passage(_View):
@@ -273,6 +284,62 @@ class NextBestAction(_View):
     product_id: Sku | None
     confidence: float
     rationale: str
+    drivers: list[str] = []
+    """What drove it, one item each: a feature and its contribution, a graph path, a ticket."""
+    scores: dict[str, float] = {}
+    """The customer's model scores that were considered (``churn_30d``, ``repurchase_3d``)."""
+
+
+class Contribution(_View):
+    """How much one feature pushed a prediction up or down (log-odds), for one customer."""
+
+    feature: str
+    value: float
+    """The customer's value of the feature."""
+    effect: float
+    """Contribution to the log-odds; positive raises the score."""
+
+
+class Prediction(_View):
+    """A calibrated score of one model for one customer, with its top contributions."""
+
+    target: str
+    """``churn_30d`` (no order in the next 30 days) or ``repurchase_3d`` (an order in the next 3)."""
+    score: float
+    """Calibrated probability in [0, 1]."""
+    contributions: list[Contribution]
+    """The largest contributions by absolute effect, largest first."""
+    model_version: str
+
+
+class SegmentInfo(_View):
+    """One named customer segment: how many are in it and what they look like."""
+
+    name: str
+    """A stable slug, e.g. ``champions`` or ``at_risk``; dialogue conditions name segments by it."""
+    label_en: str
+    label_zh: str
+    size: int
+    traits: dict[str, float]
+    """Mean of each clustering feature (recency days, orders, spend, return rate, complaints)."""
+    description: str
+    """The traits in words, e.g. "bought recently, often, spends a lot"."""
+
+
+class CustomerInsight(_View):
+    """What the insight models know about one customer; no contact details, safe for the model."""
+
+    customer_id: CustomerId
+    at: datetime
+    """When the features were computed."""
+    features: dict[str, float]
+    rfm: str
+    """Recency, frequency and monetary quintile scores, e.g. ``R5F3M4`` (5 is best)."""
+    segment: str | None
+    """The segment slug, None until segments are computed."""
+    churn: Prediction | None
+    """None until ``kefu insights train`` has produced a model."""
+    repurchase: Prediction | None
 
 
 class HandoffStatus(StrEnum):
@@ -336,3 +403,21 @@ class ApiKey(_View):
     channel: Channel
     created_at: datetime
     revoked_at: datetime | None
+
+
+class AccessAuditEntry(_View):
+    """One row of the access audit: who looked at what, or an automated decision and its reason."""
+
+    id: int
+    at: datetime
+    """When, in UTC (naive, as the store keeps times)."""
+    actor: str
+    """``agent:<id>``, ``key:<id>``, ``session:<customer>``, ``open`` (API auth off) or ``kefu`` (automated)."""
+    role: str
+    """``agent``, ``lead``, ``key``, ``customer``, ``open`` or ``system``."""
+    action: str
+    """``view_conversation``, ``view_profile``, ``view_unredacted``, ``view_audit``, ``decision:nba``, ..."""
+    target: str
+    """The conversation, customer or handoff it concerns."""
+    detail: str
+    """What was seen (placeholder names, never their values) or why a decision was taken."""

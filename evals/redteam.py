@@ -323,7 +323,8 @@ def system_prompts() -> dict[str, str]:
     root = resources.files("prompts")
     texts: dict[str, str] = {}
     for lang in LANGS:
-        for item in sorted(root.joinpath(lang).iterdir(), key=lambda i: i.name):
+        # By stem, so a base prompt ("respond") owns the lines its variants ("respond.concise") repeat.
+        for item in sorted(root.joinpath(lang).iterdir(), key=lambda i: i.name.removesuffix(".md")):
             if item.name.endswith(".md"):
                 texts[f"{lang}/{item.name.removesuffix('.md')}"] = item.read_text(encoding="utf-8")
     return texts

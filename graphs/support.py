@@ -29,6 +29,7 @@ from agent.intent_engine import IntentEngine
 from agent.llm import LlmGateway, LlmUnavailable
 from agent.machine import PURCHASE_INTENTS, QUESTION_INTENTS, DialogueMachine, DialogueState, Intent, TurnFacts
 from agent.machine import plan_events as plan_machine_events
+from agent.offers import Offer
 from agent.pii import PiiRedactor, mask
 from agent.policy import Policy
 from agent.replies import (
@@ -47,9 +48,11 @@ from agent.slots import CatalogMatcher, extract_slots
 from agent.toolcalls import parse_tool_calls, strip_tool_text
 from agent.understanding import asks_for_human, detect_lang, is_affirmative
 from core.context import SupportContext
-from core.types import Lang
+from core.errors import ConfigError
+from core.types import Lang, Tier
 from graphs.privacy import PrivateTools, conversation_vault
 from graphs.state import SupportState
+from insights.experiments import Experiments
 from prompts import load_prompt
 from tools import ToolRegistry, explain
 
@@ -125,6 +128,8 @@ class AgentDeps:
     redactor: PiiRedactor
     tools: ToolRegistry
     catalog: CatalogMatcher | None = None
+    experiments: Experiments | None = None
+    """A/B variants a turn may run under (``SupportContext.variant``): their reply prompt and policy overrides."""
 
     @property
     def policy(self) -> Policy:
@@ -132,10 +137,41 @@ class AgentDeps:
         return self.intents.policy
 
 
+@dataclass(frozen=True)
+class _Arm:
+    """What one turn runs under: the policy (with a variant's overrides), its intent engine, the reply prompt."""
+
+    policy: Policy
+    intents: IntentEngine
+    respond_prompt: str = "respond"
+
+
+def _arms(deps: AgentDeps) -> dict[str, _Arm]:
+    """Every experiment variant's arm, by ``experiment:variant`` label, checked once when the graph is built.
+
+    Raises:
+        ConfigError: a variant's policy overrides that the policy refuses, naming the file and variant.
+    """
+    arms: dict[str, _Arm] = {}
+    for label, variant in deps.experiments.labelled() if deps.experiments is not None else ():
+        try:
+            policy = deps.policy.with_overrides(variant.policy)
+        except ConfigError as exc:
+            source = deps.experiments.source if deps.experiments is not None else ""
+            raise ConfigError(f"experiments file {source}: variant {label} policy: {exc}") from exc
+        engine = deps.intents if policy == deps.policy else IntentEngine(deps.intents.model, deps.intents.llm, policy)
+        arms[label] = _Arm(policy, engine, variant.respond_prompt)
+    return arms
+
+
 def build_graph(
     deps: AgentDeps, checkpointer: BaseCheckpointSaver[Any] | None
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile the support graph with ``deps`` and a checkpointer."""
+    """Compile the support graph with ``deps`` and a checkpointer.
+
+    Raises:
+        ConfigError: an experiment variant whose policy overrides cannot work.
+    """
     nodes = _Nodes(deps)
     graph = StateGraph(SupportState, context_schema=SupportContext)
     graph.add_node("redact", nodes.redact)
@@ -249,6 +285,12 @@ def _call(name: str, **args: Any) -> ToolCall:
 class _Nodes:
     def __init__(self, deps: AgentDeps) -> None:
         self.deps = deps
+        self._default = _Arm(deps.policy, deps.intents)
+        self._arms = _arms(deps)
+
+    def _arm(self, context: SupportContext) -> _Arm:
+        """The turn's variant, or the default; a label the file no longer has runs the default."""
+        return self._arms.get(context.variant or "", self._default)
 
     # -- redact ---------------------------------------------------------------------------
     def redact(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
@@ -275,9 +317,10 @@ class _Nodes:
     def understand(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
         text = _last_customer_text(state["messages"])
         lang = Lang(state["lang"])
-        policy = self.deps.policy
+        arm = self._arm(runtime.context)
+        policy = arm.policy
         in_handoff = state.get("dialogue_state") == DialogueState.HANDOFF
-        reading = self.deps.intents.read(text, lang, use_llm=not in_handoff)
+        reading = arm.intents.read(text, lang, use_llm=not in_handoff)
         intent, sure = reading.intent, reading.sure
         emotion = detect_emotion(text)
         dissatisfied = state.get("dissatisfied_streak", 0) + 1 if emotion >= Emotion.DISSATISFIED else 0
@@ -381,7 +424,8 @@ class _Nodes:
     def respond(self, state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
         lang = Lang(state["lang"])
         intent = Intent(state["intent"])
-        results, best = _confident(_tool_results(state["messages"]), self.deps.policy.answer_above)
+        arm = self._arm(runtime.context)
+        results, best = _confident(_tool_results(state["messages"]), arm.policy.answer_above)
         if best is not None and not _answers(results):
             # The documents were searched and nothing scored high enough: say so, never guess.
             return {
@@ -389,7 +433,7 @@ class _Nodes:
                 "route": "rules",
                 "offered_human": True,
                 "unsure_streak": state.get("unsure_streak", 0) + 1,
-                "fallback_reason": f"knowledge: best passage scored {best:.2f} < {self.deps.policy.answer_above:.2f}",
+                "fallback_reason": f"knowledge: best passage scored {best:.2f} < {arm.policy.answer_above:.2f}",
             }
         template, asked = self._template(state, intent, results, lang)
         if template is not None:
@@ -403,7 +447,7 @@ class _Nodes:
             # With document passages in hand the answer is in the facts: offering no tools keeps small models
             # from wandering off to call one (the 0.5B model looked up the example order from a docstring).
             tools = () if passages_of(results) else self.deps.tools.tools
-            message = self.deps.llm.reply(self._llm_messages(state, results, lang), tools=tools)
+            message = self.deps.llm.reply(self._llm_messages(state, results, lang, arm.respond_prompt), tools=tools)
         except LlmUnavailable as exc:
             log.warning("reply model unavailable, using a template: %s", exc)
             return {
@@ -467,7 +511,9 @@ class _Nodes:
                     return clarify_choice(first, second, lang, variant), key
         return clarify(state.get("unsure_streak", 1), lang), None
 
-    def _llm_messages(self, state: SupportState, results: list[ToolResult], lang: Lang) -> list[AnyMessage]:
+    def _llm_messages(
+        self, state: SupportState, results: list[ToolResult], lang: Lang, prompt: str = "respond"
+    ) -> list[AnyMessage]:
         """System prompt, earlier turns, then this message with its facts.
 
         Everything that changes per turn comes last, so llama-server and vLLM reuse the cached
@@ -482,7 +528,7 @@ class _Nodes:
         ][-(2 * _HISTORY_TURNS - 1) :]
         current = history.pop() if history and isinstance(history[-1], HumanMessage) else HumanMessage("")
         last = HumanMessage(f"{current.text}\n\n{heading}:\n" + ("\n".join(facts) or "-"))
-        return [SystemMessage(load_prompt("respond", lang.value)), *history, last]
+        return [SystemMessage(load_prompt(prompt, lang.value)), *history, last]
 
     def _new_calls(self, state: SupportState, message: AIMessage) -> list[ToolCall]:
         made = {
@@ -499,7 +545,8 @@ class _Nodes:
         lang = Lang(state["lang"])
         last = state["messages"][-1]
         text = str(last.text)
-        results, _best = _confident(_tool_results(state["messages"]), self.deps.policy.answer_above)
+        arm = self._arm(runtime.context)
+        results, _best = _confident(_tool_results(state["messages"]), arm.policy.answer_above)
         route = state.get("route", "rules")
         update: dict[str, Any] = {}
         if route == "llm":
@@ -527,7 +574,34 @@ class _Nodes:
                 "reply guard masked personal data not in the vault: %s", sorted({s.entity_type for s in foreign})
             )
             text = mask(text, foreign)
-        return {**update, "messages": [AIMessage(text, id=last.id)], "route": route}
+        offer = self._offer(state, context, arm.policy, lang)
+        if offer is None:
+            return {**update, "messages": [AIMessage(text, id=last.id)], "route": route}
+        # Added after every check: the shop's own sentence, which the model neither wrote nor saw.
+        message = AIMessage(f"{text}\n\n{offer.text}", id=last.id, response_metadata={"offer": offer.rule})
+        reason = "; ".join(part for part in (state.get("reason", ""), offer.reason) if part)
+        return {**update, "messages": [message], "route": route, "reason": reason}
+
+    def _offer(self, state: SupportState, context: SupportContext, policy: Policy, lang: Lang) -> Offer | None:
+        """The segment condition that fires this turn (``agent.offers``), if one does."""
+        insight = context.insight
+        if insight is None or insight.customer_id != context.customer_id or not policy.offers.enabled:
+            return None
+        made = {str(m.response_metadata.get("offer")) for m in state["messages"] if isinstance(m, AIMessage)}
+
+        def tier() -> Tier | None:
+            customer = context.store.get_customer(context.customer_id)
+            return None if customer is None else customer.tier
+
+        return policy.offers.pick(
+            insight,
+            tier,
+            intent=Intent(state["intent"]),
+            sure=state["sure"],
+            emotion=Emotion[state["emotion"].upper()],
+            lang=lang,
+            made=made,
+        )
 
 
 def _internal(text: str, tool_names: Sequence[str]) -> str:

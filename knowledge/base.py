@@ -18,7 +18,17 @@ from datetime import datetime
 from pathlib import Path
 
 from core.ports import SupportStore
-from core.types import Comparison, CustomerId, Lang, NextBestAction, Passage, Product, Recommendation, Sku
+from core.types import (
+    Comparison,
+    CustomerId,
+    CustomerInsight,
+    Lang,
+    NextBestAction,
+    Passage,
+    Product,
+    Recommendation,
+    Sku,
+)
 from knowledge.documents import DocumentStore, IngestReport
 from knowledge.embedding import configure_llama_index
 from knowledge.graph import RELATIONS, ProductGraph
@@ -116,10 +126,18 @@ class KnowledgeBase:
         context: str | None = None,
         lang: Lang | None = None,
         now: datetime | None = None,
+        insight: CustomerInsight | None = None,
     ) -> NextBestAction:
-        """The next best action for a customer (see ``knowledge.nba``)."""
+        """The next best action for a customer (see ``knowledge.nba``); ``insight`` adds the model scores."""
         return next_best_action(
-            store, self.recommend, self.graph.accessories_for, customer_id, context=context, lang=lang, now=now
+            store,
+            self.recommend,
+            self.graph.accessories_for,
+            customer_id,
+            context=context,
+            lang=lang,
+            now=now,
+            insight=insight,
         )
 
 

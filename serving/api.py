@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from core.errors import AuthError, ForbiddenError
 from core.types import Channel, CustomerId, HandoffStatus, Lang
+from serving.audit import record_key_access, record_nba
 from serving.auth import Principal, TokenSigner, verify_api_key
 from serving.limits import RateLimiter
 from serving.service import KefuService, TurnResult
@@ -219,6 +220,7 @@ def conversation(
     """
     customer = principal.customer(customer_id)
     state, entries = service.history(conversation_id, customer)
+    record_key_access(service, principal, action="view_conversation", target=conversation_id, detail="history")
     handoff = service.desk.open_handoff_for(conversation_id) if entries else None
     agent = service.desk.get_agent(handoff.agent_id) if handoff is not None and handoff.agent_id else None
     return Conversation(
@@ -266,6 +268,8 @@ def conversation_audit(
 ) -> list[AuditEntry]:
     """Every turn's intent, confidence, deciding stage, thresholds and fallback reason."""
     customer_id = principal.customer(customer_id)
+    entries = service.audit(conversation_id, customer_id)
+    record_key_access(service, principal, action="view_conversation", target=conversation_id, detail="turn audit")
     return [
         AuditEntry(
             **{
@@ -273,7 +277,7 @@ def conversation_audit(
                 "created_at": entry.created_at.isoformat(),
             }
         )
-        for entry in service.audit(conversation_id, customer_id)
+        for entry in entries
     ]
 
 
@@ -325,7 +329,11 @@ class NextBestActionResponse(BaseModel):
     product_id: str | None
     confidence: float
     rationale: str
-    """What drove it: the ticket, the graph path, the purchase the accessory belongs to."""
+    """What drove it: the ticket, the graph path, the purchase the accessory belongs to, the model's top features."""
+    drivers: list[str] = []
+    """One item per driver: ``churn_30d=0.93``, ``recency_days=94 (+0.83)``, ``AUD-001 ← ACCESSORY_OF ← AUD-009``."""
+    scores: dict[str, float] = {}
+    """The customer's calibrated ``churn_30d`` and ``repurchase_3d`` scores (empty until the models are trained)."""
 
 
 @router.post(
@@ -338,6 +346,7 @@ def next_best_action(
     if principal.kind == "session":
         raise ForbiddenError("insights need an API key, not a customer session token")
     action = service.next_best_action(body.customer_id, body.context, body.lang)
+    record_nba(service, action, principal)
     return NextBestActionResponse(**action.model_dump(mode="json"))
 
 

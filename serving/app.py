@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -12,12 +13,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import exc as sql_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import KefuError
 from core.settings import Settings
 from core.types import Channel
-from serving import console, conversations, wechat
+from serving import audit, console, conversations, customers, dashboard, experiments_routes, insights_routes, wechat
 from serving.api import router
 from serving.auth import TokenSigner, load_secret
 from serving.errors import retry_after_of, status_of
@@ -29,7 +31,7 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
-_ASSETS = ("widget.js", "widget.css", "console.js", "console.css")
+_ASSETS = ("widget.js", "widget.css", "console.js", "console.css", "dashboard.js", "dashboard.css")
 
 
 def _static(name: str) -> str:
@@ -84,6 +86,11 @@ def create_app(settings: Settings, *, service_factory: Callable[[Settings], Kefu
     app.include_router(router)
     app.include_router(conversations.router)
     app.include_router(console.router)
+    app.include_router(customers.router)
+    app.include_router(audit.router)
+    app.include_router(experiments_routes.router)
+    app.include_router(insights_routes.router)
+    app.include_router(dashboard.router)
     app.include_router(wechat.router)
     if settings.cors_origins:
         app.add_middleware(
@@ -120,6 +127,17 @@ def create_app(settings: Settings, *, service_factory: Callable[[Settings], Kefu
             headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
+    async def storage_busy(_request: Request, exc: Exception) -> JSONResponse:
+        # A locked or unreachable database outside the chat path (which says more itself): retry later.
+        log.warning("storage unavailable: %s", exc)
+        _count(503)
+        retry_after = str(max(1, round(settings.db_busy_timeout_s)))
+        detail = "the database is locked or unavailable; retry later"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": retry_after})
+
+    app.add_exception_handler(sql_exc.OperationalError, storage_busy)
+    app.add_exception_handler(sqlite3.OperationalError, storage_busy)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         _count(422)
@@ -146,6 +164,10 @@ def create_app(settings: Settings, *, service_factory: Callable[[Settings], Kefu
     @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
     def console_page() -> str:
         return _static("console.html")
+
+    @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard_page() -> str:
+        return _static("dashboard.html")
 
     for asset in _ASSETS:
         app.add_api_route(f"/{asset}", _asset_route(asset), methods=["GET"], include_in_schema=False)

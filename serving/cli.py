@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,9 @@ from core.seed import DEMO_CUSTOMER_EN, seed
 from core.settings import Settings
 from core.types import Channel, Lang
 from core.vault import PiiVault, generate_key, key_fingerprint, write_key_file
+from serving.dashboard_cli import dashboard_app
+from serving.experiments_cli import experiments_app
+from serving.insights_cli import insights_app
 from serving.models import MODELS, fetch, model_path, resolve_model
 
 __all__ = ["app"]
@@ -37,6 +41,9 @@ keys_app = typer.Typer(help="Channel API keys (only their SHA-256 is stored).", 
 app.add_typer(keys_app, name="keys")
 agents_app = typer.Typer(help="Human agents' console accounts.", no_args_is_help=True)
 app.add_typer(agents_app, name="agents")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(dashboard_app, name="dashboard")
+app.add_typer(insights_app, name="insights")
 console = Console()
 
 
@@ -138,7 +145,7 @@ def seed_command(reset: Annotated[bool, typer.Option(help="Drop and rebuild the 
     verb = "created" if summary.created else "already present"
     console.print(
         f"demo store {verb}: {summary.products} products, {summary.customers} customers, "
-        f"{summary.orders} orders ({settings.resolved_database_url})"
+        f"{summary.orders} orders, {summary.conversations} logged conversations ({settings.resolved_database_url})"
     )
     if summary.created:
         import secrets
@@ -249,7 +256,10 @@ def prune(
         bool, typer.Option(help="Also VACUUM both databases to give freed space back to the disk.")
     ] = False,
 ) -> None:
-    """Prune stored conversations now: latest checkpoint only; delete what is older than KEFU_RETENTION_DAYS.
+    """Prune stored conversations now: latest checkpoint only; delete each record after its retention.
+
+    Conversations and the customers' words in turn audits go after KEFU_RETENTION_DAYS, turn and access
+    audits after KEFU_AUDIT_RETENTION_DAYS, the text-free service log after KEFU_ANALYTICS_RETENTION_DAYS.
 
     The server does the same at start-up and every KEFU_PRUNE_INTERVAL_S; VACUUM needs the server stopped.
     """
@@ -265,7 +275,11 @@ def prune(
     console.print(
         f"deleted {done.superseded_checkpoints:,} superseded checkpoints and "
         f"{done.expired_conversations:,} conversations older than {settings.retention_days:g} days "
-        f"({done.answers:,} stored answers, {done.turn_audits:,} turn audits, {done.vault_entries:,} vault entries)"
+        f"({done.answers:,} stored answers, {done.vault_entries:,} vault entries; "
+        f"customer messages cleared from {done.questions:,} turn audits); "
+        f"{done.turn_audits:,} turn audits and {done.access_audits:,} access-audit entries older than "
+        f"{settings.audit_retention_days:g} days; {done.conversation_logs:,} service-log conversations older than "
+        f"{settings.analytics_retention_days:g} days"
     )
     if vacuum:
         saver.conn.execute("VACUUM")
@@ -324,12 +338,22 @@ def intents_train(
     ] = None,
     split: Annotated[str | None, typer.Option(help="Keep rows whose meta.split is this (oos_ rows included).")] = None,
     out: Annotated[Path | None, typer.Option(help="Model root (default: KEFU_DATA_DIR/models/intents).")] = None,
+    extra: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--extra",
+            help="Labelled JSONL added to the training set, e.g. a reviewed drift proposal file "
+            "(`kefu dashboard drift --proposals`); repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Train a classifier (the shipped zh/en set when no --data) and make it the current model."""
+    """Train a classifier (the shipped zh/en set when no --data, plus any --extra) and make it the current model."""
     from agent.intents import IntentModel, default_examples, load_examples
     from core.embeddings import sentence_encoder
 
     examples = load_examples(data, split) if data else default_examples()
+    if extra:
+        examples = [*examples, *load_examples(extra)]
     root = out or Settings().intent_models
     model = IntentModel.train(examples, sentence_encoder())
     folder = model.save(root)
@@ -547,11 +571,59 @@ def kb_graph() -> None:
     console.print(f"{stats.vectors} entity vectors (names and aliases) from {stats.source_chunks} source nodes")
 
 
+_TIMES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
+
+
 @app.command()
 def audit(
-    conversation: Annotated[str, typer.Argument(help="Conversation id.")],
+    conversation: Annotated[
+        str | None, typer.Argument(help="A conversation id: how each of its turns was decided.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Access audit: only this actor, e.g. agent:lin or key:* .")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Access audit: only this action, e.g. view_unredacted or decision:* .")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Access audit: only this conversation or customer.")] = None,
+    since: Annotated[datetime | None, typer.Option(formats=_TIMES, help="Access audit: from this UTC time.")] = None,
+    until: Annotated[datetime | None, typer.Option(formats=_TIMES, help="Access audit: before this UTC time.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Access audit: at most this many rows.")] = 50,
 ) -> None:
-    """How every turn of a conversation was decided: intent, confidence, stage, thresholds, fallback."""
+    """The access audit (who viewed what, unredacted views, automated decisions), or one conversation's turns.
+
+    Without a conversation id: the access audit, newest first, filtered by the options. With one: how
+    every turn was decided (intent, confidence, stage, thresholds, fallback).
+    """
+    if conversation is None:
+        _access_audit(actor=actor, action=action, target=target, since=since, until=until, limit=limit)
+        return
+    if any(value is not None for value in (actor, action, target, since, until)):
+        console.print("[red]the filters are for the access audit: leave out the conversation id[/red]")
+        raise typer.Exit(2)
+    _turn_audit(conversation)
+
+
+def _access_audit(**filters: Any) -> None:
+    from core.audit import AuditLog
+
+    settings = Settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        rows = AuditLog(engine).query(**filters)
+    finally:
+        engine.dispose()
+    if not rows:
+        console.print("no audit rows match")
+        return
+    table = Table()
+    for column in ("at (UTC)", "actor", "role", "action", "target", "detail"):
+        table.add_column(column, overflow="fold")  # wrapped, never cut: an audit row is read whole
+    for row in rows:
+        table.add_row(row.at.isoformat(timespec="seconds"), row.actor, row.role, row.action, row.target, row.detail)
+    console.print(table)
+    console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}, newest first")
+
+
+def _turn_audit(conversation: str) -> None:
     from core.store import SqlStore
     from core.types import ConversationId
 

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Depends, Path, Request, Response, WebSocket
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import AuthError, InvalidInputError, KefuError
+from core.errors import AuthError, ForbiddenError, InvalidInputError, KefuError
 from core.types import AgentAccount
 from serving.api import ServiceDep
+from serving.audit import record_access
 from serving.auth import check_password
 from serving.desk import queue_item
 from serving.errors import status_of
@@ -26,7 +27,7 @@ from serving.hub import CONSOLE
 from serving.service import KefuService
 from serving.sockets import Send, relay
 
-__all__ = ["COOKIE", "router"]
+__all__ = ["COOKIE", "AgentDep", "LeadDep", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,16 @@ def _agent(request: Request, service: ServiceDep) -> AgentAccount:
 
 
 AgentDep = Annotated[AgentAccount, Depends(_agent)]
+
+
+def _lead(agent: AgentDep) -> AgentAccount:
+    if agent.role != "lead":
+        raise ForbiddenError("this page is for leads: ask an admin to run `kefu agents add --role lead`")
+    return agent
+
+
+LeadDep = Annotated[AgentAccount, Depends(_lead)]
+"""A logged-in console account with the role ``lead`` (403 for other agents)."""
 _MAX_ID = 2**63 - 1
 HandoffIdPath = Annotated[int, Path(ge=1, le=_MAX_ID, description="The handoff's id (from the queue).")]
 
@@ -151,8 +162,58 @@ def queue(agent: AgentDep, service: ServiceDep) -> list[dict[str, Any]]:
 
 @router.get("/handoffs/{handoff_id}", response_model=HandoffDetail, responses={401: {}, 404: {}})
 def handoff(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
-    """One handoff: context packet, private notes, and the live (redacted) transcript."""
-    return service.human_desk.detail(handoff_id)
+    """One handoff: context packet, private notes, and the live (redacted) transcript; each view is audited."""
+    detail = service.human_desk.detail(handoff_id)
+    record_access(
+        service,
+        actor=f"agent:{agent.id}",
+        role=agent.role,
+        action="view_conversation",
+        target=detail["conversation_id"],
+        detail=f"handoff {handoff_id}",
+    )
+    return detail
+
+
+class Revealed(BaseModel):
+    """A placeholder of the redacted transcript and the personal data behind it."""
+
+    placeholder: str
+    """As the transcript shows it, e.g. ``<CN_MOBILE_1>``."""
+    value: str
+
+
+class Unredacted(BaseModel):
+    """The personal data of a handoff's conversation (leads only; every view is audited)."""
+
+    id: int
+    conversation_id: str
+    values: list[Revealed]
+    """Placeholder order; values past the vault's retention are gone."""
+
+
+@router.get(
+    "/handoffs/{handoff_id}/unredacted",
+    response_model=Unredacted,
+    responses={401: {}, 403: {"description": "not a lead"}, 404: {}},
+)
+def unredacted(handoff_id: HandoffIdPath, lead: LeadDep, service: ServiceDep, response: Response) -> dict[str, Any]:
+    """The real values behind the conversation's placeholders, for leads; audited (``view_unredacted``).
+
+    The audit row names the placeholders revealed, never their values.
+    """
+    shown = service.human_desk.personal_data(handoff_id)
+    names = ", ".join(item["placeholder"] for item in shown["values"]) or "none"
+    record_access(
+        service,
+        actor=f"agent:{lead.id}",
+        role=lead.role,
+        action="view_unredacted",
+        target=shown["conversation_id"],
+        detail=f"handoff {handoff_id}: {names}",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return shown
 
 
 @router.post("/handoffs/{handoff_id}/take", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})

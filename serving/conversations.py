@@ -92,6 +92,24 @@ class MessageRequest(BaseModel):
     }
 
 
+class FeedbackRequest(BaseModel):
+    """The customer's rating of a conversation; comments are not taken (free text would be personal data to keep)."""
+
+    rating: int = Field(ge=1, le=5)
+    """1 (bad) to 5 (good)."""
+    customer_id: str | None = Field(default=None, min_length=1, max_length=32)
+    """Required with an API key; a session token already names its customer."""
+
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"rating": 5}]}}
+
+
+class FeedbackResponse(BaseModel):
+    """The rating as stored; rating again replaces it."""
+
+    conversation_id: str
+    rating: int
+
+
 def _new_session(service: KefuService, request: Request, customer_id: str) -> SessionResponse:
     if service.store.get_customer(CustomerId(customer_id)) is None:
         raise NotFoundError(f"unknown customer {customer_id!r}")
@@ -240,6 +258,29 @@ async def conversation_events(
                     return
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/feedback",
+    response_model=FeedbackResponse,
+    tags=["chat"],
+    responses={
+        **{code: AUTH_RESPONSES[code] for code in (400, 401, 429)},
+        404: {"description": "unknown customer, or no conversation of theirs with this id"},
+    },
+)
+def rate_conversation(
+    conversation_id: ConversationIdPath, body: FeedbackRequest, service: ServiceDep, principal: PrincipalDep
+) -> FeedbackResponse:
+    """Rate a conversation 1-5 (the widget asks when the dialogue ends); the service log keeps the latest rating.
+
+    With a session token the customer comes from the token; with an API key, from ``customer_id``.
+    Only a conversation the customer has talked in can be rated. A rating outside 1-5, or any field
+    besides ``rating`` and ``customer_id`` (comments are not taken), is a 422.
+    """
+    customer = principal.customer(body.customer_id)
+    service.rate(conversation_id, customer, body.rating)
+    return FeedbackResponse(conversation_id=conversation_id, rating=body.rating)
 
 
 @router.websocket("/v1/conversations/{conversation_id}/ws")

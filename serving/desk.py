@@ -318,6 +318,20 @@ class HumanDesk:
             "transcript": _transcript(values.get("messages", [])),
         }
 
+    def personal_data(self, handoff_id: int) -> dict[str, Any]:
+        """The real values behind the placeholders of a handoff's conversation, placeholder order.
+
+        Only for roles allowed to see them: the caller checks the role and audits the view.
+        Values past the vault's retention are gone and not listed.
+        """
+        handoff = self.store.get_handoff(handoff_id)
+        entries = self.service.vault.entries(handoff.conversation_id)
+        return {
+            "id": handoff.id,
+            "conversation_id": handoff.conversation_id,
+            "values": [{"placeholder": key, "value": entries[key]} for key in sorted(entries)],
+        }
+
     def take(self, handoff_id: int, agent: AgentAccount) -> Handoff:
         """The agent owns the conversation from now; the bot is silent and the customer is told."""
         handoff = self.store.take_handoff(handoff_id, agent.id)

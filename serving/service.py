@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
-from sqlalchemy import Engine, delete, event
+from sqlalchemy import Engine, delete, event, select, update
 from sqlalchemy import exc as sql_exc
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
@@ -32,7 +32,7 @@ from agent.pii import PiiRedactor, restore
 from agent.policy import Policy
 from agent.slots import CatalogMatcher
 from core.context import SupportContext
-from core.db import InboundMessageRow, TurnAuditRow, VaultEntryRow, make_engine
+from core.db import AccessAuditRow, ConversationLogRow, InboundMessageRow, TurnAuditRow, VaultEntryRow, make_engine
 from core.desk import DeskStore
 from core.embeddings import sentence_encoder
 from core.errors import BackendError, InvalidInputError, NotFoundError
@@ -43,6 +43,8 @@ from core.types import Channel, ConversationId, CustomerId, Lang, NextBestAction
 from core.vault import PiiVault
 from graphs import AgentDeps, build_graph, sqlite_checkpointer, warm_up
 from graphs.checkpoint import prune_checkpoints
+from insights.experiments import Experiments
+from insights.profile import Insights
 from knowledge import DEMO_DOCS, DEMO_TRIPLES, KnowledgeBase
 from serving.desk import HUMAN_PREFIX, HumanDesk, message_role
 from serving.errors import StorageUnavailableError
@@ -114,7 +116,13 @@ class StoragePrune:
     answers: int
     """Stored answers to message ids (replayed on retries), older than the retention."""
     turn_audits: int
-    """Turn audit rows older than the retention."""
+    """Turn audit rows (how each turn was decided) older than the audit retention."""
+    questions: int
+    """Customers' words cleared from turn audits older than the conversation retention; the decisions stay."""
+    conversation_logs: int
+    """Rows of the text-free service log (``conversation_log``) older than the analytics retention."""
+    access_audits: int
+    """Access-audit entries (who viewed what, automated decisions) older than the audit retention."""
     vault_entries: int
     """Expired personal data behind placeholders."""
     seconds: float
@@ -123,17 +131,20 @@ class StoragePrune:
 def prune_storage(
     settings: Settings, saver: SqliteSaver, engine: Engine, *, now: datetime | None = None
 ) -> StoragePrune:
-    """Bound what conversations store: latest checkpoint only, and nothing older than ``retention_days``.
+    """Bound what conversations store: latest checkpoint only, and each kind of record kept only as long as allowed.
 
-    Each conversation keeps its latest checkpoint (all Kefu reads); conversations whose last
-    activity is older than ``settings.retention_days`` lose their checkpoints, and stored answers,
-    turn audits and vault entries older than that go too. Safe while turns run. ``kefu prune``
-    can call it with ``sqlite_checkpointer(settings.checkpoint_path)`` and ``make_engine(...)``.
+    Each conversation keeps its latest checkpoint (all Kefu reads). After ``settings.retention_days``
+    (the customer's words and personal data): conversations whose last activity is older lose their
+    checkpoints, stored answers and expired vault entries go, and turn audits lose the customer's
+    message (``question``) but keep the decision. After ``settings.audit_retention_days`` the turn
+    audits and the access audit go; after ``settings.analytics_retention_days`` the text-free service
+    log (``conversation_log``, by its last activity) goes. Safe while turns run. ``kefu prune`` can
+    call it with ``sqlite_checkpointer(settings.checkpoint_path)`` and ``make_engine(...)``.
 
     Args:
         settings: Where the retention period comes from.
         saver: The conversations' checkpointer.
-        engine: The store's database (answers, audits, vault).
+        engine: The store's database (answers, audits, service log, vault).
         now: The present, for tests; defaults to the clock.
     """
     started = time.perf_counter()
@@ -142,9 +153,27 @@ def prune_storage(
     checkpoints = prune_checkpoints(saver, inactive_before=cutoff)
     naive_now = moment.astimezone(UTC).replace(tzinfo=None)  # the store keeps naive UTC times
     naive_cutoff = naive_now - timedelta(days=settings.retention_days)
+    audit_cutoff = naive_now - timedelta(days=settings.audit_retention_days)
+    analytics_cutoff = naive_now - timedelta(days=settings.analytics_retention_days)
     with Session(engine) as session, session.begin():
         answers = session.execute(delete(InboundMessageRow).where(InboundMessageRow.created_at < naive_cutoff))
-        audits = session.execute(delete(TurnAuditRow).where(TurnAuditRow.created_at < naive_cutoff))
+        # The demo generator's synthetic history is nobody's data: it stays, so the demo store (and its
+        # models, dashboard and tests) does not change with the calendar.
+        seeded = select(ConversationLogRow.conversation_id).where(ConversationLogRow.seeded.is_(True))
+        real_turn = TurnAuditRow.conversation_id.not_in(seeded)
+        audits = session.execute(delete(TurnAuditRow).where(TurnAuditRow.created_at < audit_cutoff, real_turn))
+        # Audits deleted above are not counted again here.
+        questions = session.execute(
+            update(TurnAuditRow)
+            .where(TurnAuditRow.created_at < naive_cutoff, TurnAuditRow.question.is_not(None), real_turn)
+            .values(question=None)
+        )
+        logs = session.execute(
+            delete(ConversationLogRow).where(
+                ConversationLogRow.last_at < analytics_cutoff, ConversationLogRow.seeded.is_(False)
+            )
+        )
+        access = session.execute(delete(AccessAuditRow).where(AccessAuditRow.at < audit_cutoff))
         vault = session.execute(delete(VaultEntryRow).where(VaultEntryRow.expires_at <= naive_now))
     report = StoragePrune(
         superseded_checkpoints=checkpoints.superseded_checkpoints,
@@ -153,6 +182,9 @@ def prune_storage(
         checkpoint_writes=checkpoints.writes,
         answers=_rowcount(answers),
         turn_audits=_rowcount(audits),
+        questions=_rowcount(questions),
+        conversation_logs=_rowcount(logs),
+        access_audits=_rowcount(access),
         vault_entries=_rowcount(vault),
         seconds=round(time.perf_counter() - started, 3),
     )
@@ -186,6 +218,10 @@ class KefuService:
     metrics: Metrics = field(default_factory=Metrics)
     checkpointer: SqliteSaver | None = None
     """The conversations' checkpointer, which ``prune`` bounds; None for a graph built elsewhere."""
+    insights: Insights | None = None
+    """Customer features, segments and churn/repurchase scores; None for a service built without them."""
+    experiments: Experiments | None = None
+    """A/B experiments from ``settings.experiments_file``; each turn runs under its customer's variant."""
     _desk: HumanDesk | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
@@ -243,6 +279,7 @@ class KefuService:
         redactor = PiiRedactor(known_terms=known_terms)
         gateway = LlmGateway(model, settings.llm_cooldown_s, redactor) if model is not None else None
         policy = Policy.load(settings.policy_file)
+        experiments = Experiments.load(settings.experiments_file)
         deps = AgentDeps(
             llm=gateway,
             intents=IntentEngine(
@@ -251,6 +288,7 @@ class KefuService:
             redactor=redactor,
             tools=tools or ToolRegistry(),
             catalog=CatalogMatcher(products),
+            experiments=experiments,
         )
         checkpointer = sqlite_checkpointer(settings.checkpoint_path, busy_timeout_s=settings.db_busy_timeout_s)
         graph = build_graph(deps, checkpointer)
@@ -272,8 +310,10 @@ class KefuService:
             deps=deps,
             gateway=gateway,
             checkpointer=checkpointer,
+            experiments=experiments,
+            insights=Insights(engine, settings.insights_path),
         )
-        # Checkpoints, stored answers (redacted replies) and audits are conversation data: same retention.
+        # Bound stored conversations now (checkpoints, answers, audits by their retentions), then periodically.
         try:
             service.prune()
         except _STORAGE_ERRORS as exc:  # a busy database must not stop start-up; the next run catches up
@@ -453,6 +493,12 @@ class KefuService:
                 )
                 if stored is not None:
                     return self._restored(stored, replayed=True)
+            insight = None
+            if self.insights is not None:
+                try:  # cached in Insights; without it no segment condition fires, the turn goes on
+                    insight = self.insights.customer_insight(CustomerId(customer_id))
+                except Exception:
+                    log.exception("customer insight for %s unavailable; this turn runs without it", customer_id)
             context = SupportContext(
                 customer_id=CustomerId(customer_id),
                 conversation_id=ConversationId(conversation_id),
@@ -461,6 +507,8 @@ class KefuService:
                 lang=lang,
                 vault=self.vault,
                 knowledge=self.knowledge,
+                insight=insight,
+                variant=self.experiments.assign(CustomerId(customer_id)) if self.experiments is not None else None,
             )
             state = self._run({"inbound": text, "customer_id": customer_id}, conversation_id, context, message_id)
             raw = self._raw_result(conversation_id, state, started, message_id)
@@ -478,7 +526,7 @@ class KefuService:
         if raw["fallback"]:
             self.metrics.fallbacks.labels(_fallback_kind(raw["fallback"])).inc()
         result = self._restored(raw)
-        self._audit(customer_id, state, result)
+        self._audit(customer_id, state, result, channel, context.variant)
         if "escalate" in result.events:
             customer = self.store.get_customer(CustomerId(customer_id))
             if customer is not None:
@@ -620,7 +668,9 @@ class KefuService:
             self.graph.update_state(_config(conversation_id), {"messages": [message]}, as_node="guard")
         return redaction.text
 
-    def _audit(self, customer_id: str, state: dict[str, Any], result: TurnResult) -> None:
+    def _audit(
+        self, customer_id: str, state: dict[str, Any], result: TurnResult, channel: Channel, variant: str | None
+    ) -> None:
         policy = self.policy
         self.store.record_turn(
             TurnAudit(
@@ -640,6 +690,12 @@ class KefuService:
                 route=result.route,
                 llm_calls=result.llm_calls,
                 latency_ms=result.latency_ms,
+                channel=channel.value,
+                lang=str(state.get("lang") or "") or None,
+                # Only what the dashboard's unanswered questions and drift proposals read is kept: the
+                # fewer copies of customers' words, the fewer places a name NER missed can sit.
+                question=(_last_customer_text(state)[:4000] or None) if _unanswered(result, policy) else None,
+                variant=variant,
             )
         )
 
@@ -648,18 +704,35 @@ class KefuService:
     ) -> NextBestAction:
         """What the shop should do next for a customer, from the profile, order history and product graph.
 
+        The churn and repurchase scores join in once ``kefu insights train`` has made the models.
+
         Raises:
             NotFoundError: unknown customer.
             BackendError: the knowledge base is not available.
         """
         if self.knowledge is None:
             raise BackendError("the knowledge base is not available; see the server log")
-        return self.knowledge.next_best_action(self.store, CustomerId(customer_id), context=context, lang=lang)
+        insight = self.insights.customer_insight(CustomerId(customer_id)) if self.insights is not None else None
+        return self.knowledge.next_best_action(
+            self.store, CustomerId(customer_id), context=context, lang=lang, insight=insight
+        )
 
     def audit(self, conversation_id: str, customer_id: str) -> list[TurnAudit]:
         """How every turn of a conversation was decided, oldest first."""
         self._check(conversation_id, customer_id)
-        return self.store.turn_audits(ConversationId(conversation_id))
+        # Audits outlive checkpoints (and seeded history has none): only the customer's own turns.
+        return [a for a in self.store.turn_audits(ConversationId(conversation_id)) if a.customer_id == customer_id]
+
+    def rate(self, conversation_id: str, customer_id: str, rating: int) -> None:
+        """Store the customer's satisfaction rating (1 bad to 5 good) of their conversation; a new one replaces it.
+
+        Raises:
+            InvalidInputError: a malformed conversation id, or a rating outside 1-5.
+            NotFoundError: an unknown customer, or no conversation of theirs with this id (another
+                customer's reads the same, so ids do not leak).
+        """
+        self._check(conversation_id, customer_id)
+        self.store.rate_conversation(ConversationId(conversation_id), CustomerId(customer_id), rating)
 
     def history(self, conversation_id: str, customer_id: str) -> tuple[str | None, list[HistoryEntry]]:
         """The dialogue state and the visible messages of a conversation (empty if it is new)."""
@@ -725,6 +798,16 @@ _FALLBACK_KINDS = ("handoff", "unsure", "LLM down", "offered a human", "LLM repl
 def _fallback_kind(fallback: str) -> str:
     """A bounded label for the fallback metric."""
     return next((kind for kind in _FALLBACK_KINDS if fallback.startswith(kind)), "other").lower().replace(" ", "_")
+
+
+def _unanswered(result: TurnResult, policy: Policy) -> bool:
+    """A turn the bot could not answer: out of scope, unsure, a loop-breaker or a knowledge miss.
+
+    The same test as the dashboard's unanswered questions (``insights.questions.unanswered``).
+    """
+    if result.intent == "out_of_scope" or result.confidence < policy.unsure_below:
+        return True
+    return (result.fallback or "").startswith(("unsure", "offered a human", "knowledge"))
 
 
 def _last_customer_text(state: dict[str, Any]) -> str:

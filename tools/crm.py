@@ -8,6 +8,7 @@ from typing import Any, Final
 from langchain_core.tools import tool
 
 from core.errors import InvalidInputError
+from core.types import CustomerInsight
 from tools._runtime import PII_ARGS, SupportRuntime, dumps
 from tools.errors import ToolError
 
@@ -17,15 +18,38 @@ _PHONE_RE: Final = re.compile(r"^\+?[0-9][0-9 ()\-]{5,22}[0-9]$")
 _EMAIL_RE: Final = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[A-Za-z]{2,}$")
 
 
+_PERSONAL: Final = {"name", "email", "phone", "city"}
+"""Customer fields the model never sees: answering needs none of them, and each is personal data."""
+_DRIVERS: Final = 3
+
+
 @tool(parse_docstring=True, response_format="content_and_artifact")
 def get_customer_profile(runtime: SupportRuntime) -> tuple[str, dict[str, Any]]:
-    """Get the customer's profile: membership tier, lifetime value, recent orders and open tickets."""
+    """Get the customer's profile: membership tier, segment, lifetime value, recent orders and open tickets."""
     context = runtime.context
     profile = context.store.customer_profile(context.customer_id)
     if profile is None:
         raise ToolError("This customer has no profile.")
-    artifact = profile.model_dump(mode="json", exclude={"customer": {"email", "phone"}})
+    artifact = profile.model_dump(mode="json", exclude={"customer": _PERSONAL})
+    if context.insight is not None:
+        artifact["insight"] = _insight_facts(context.insight)
     return dumps(artifact), artifact
+
+
+def _insight_facts(insight: CustomerInsight) -> dict[str, Any]:
+    """Segment, RFM and rounded scores with the names of their top drivers: no feature values, nothing personal."""
+    return {
+        "segment": insight.segment,
+        "rfm": insight.rfm,
+        **{
+            target: {
+                "score": round(prediction.score, 2),
+                "drivers": [c.feature for c in prediction.contributions[:_DRIVERS]],
+            }
+            for target, prediction in (("churn_30d", insight.churn), ("repurchase_3d", insight.repurchase))
+            if prediction is not None
+        },
+    }
 
 
 @tool(parse_docstring=True, response_format="content_and_artifact")

@@ -42,6 +42,10 @@
       queued: "waiting for connection…",
       error: function (detail) { return "Not sent: " + detail; },
       historyError: function (status) { return "Could not load the conversation (" + status + ")"; },
+      rate: "How did we do?",
+      rateStar: function (n) { return n === 1 ? "1 star" : n + " stars"; },
+      rated: "Thanks for your rating!",
+      rateError: function (detail) { return "Your rating was not sent: " + detail; },
     },
     zh: {
       title: "在线客服",
@@ -65,6 +69,10 @@
       queued: "等待连接…",
       error: function (detail) { return "发送失败：" + detail; },
       historyError: function (status) { return "无法加载会话记录（" + status + "）"; },
+      rate: "请为本次服务评分",
+      rateStar: function (n) { return n + " 星"; },
+      rated: "感谢您的评价！",
+      rateError: function (detail) { return "评分未能提交：" + detail; },
     },
   };
 
@@ -163,6 +171,7 @@
       this.store.setItem(convKey, this.conversationId);
     }
     this.outboxKey = "kefu-widget." + this.tag + ".outbox." + this.conversationId;
+    this.ratedKey = "kefu-widget." + this.tag + ".rated." + this.conversationId;
     this.outbox = this.loadOutbox();
     this.socket = null;
     this.failures = 0; // socket attempts in a row that never opened
@@ -402,6 +411,7 @@
         self.renderHistory(messages);
         self.applyHandoff(data);
         self.reconcileOutbox(messages);
+        if (data.state === "end" && messages.length) self.askRating();
       })
       .catch(function (err) {
         if (!self.log.querySelector(".kefu-msg")) self.log.textContent = "";
@@ -636,6 +646,7 @@
         }
         this.settle(data.id);
         this.setTyping(Object.keys(this.streams).length > 0);
+        if (data.state === "end") this.askRating(); // the customer said goodbye
         break;
       }
       case "human_joined":
@@ -656,6 +667,7 @@
         this.human = null;
         this.add("notice", t.closed);
         this.setStatus();
+        this.askRating();
         break;
       case "error": {
         var detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail || data.status);
@@ -670,6 +682,59 @@
       default:
         break; // newer servers may send more; ignore what we do not know
     }
+  };
+
+  // -- rating: 1-5 once the dialogue has ended, stored in the service log ------------------------
+
+  Widget.prototype.askRating = function () {
+    if (this.store.getItem(this.ratedKey)) return; // rated already (rating again would replace it)
+    var old = this.log.querySelector(".kefu-rating");
+    if (old) old.remove();
+    var self = this;
+    var card = el("div", "kefu-msg kefu-rating");
+    card.setAttribute("role", "group");
+    card.setAttribute("aria-label", this.t.rate);
+    card.appendChild(el("div", "kefu-rating-prompt", this.t.rate));
+    var stars = el("div", "kefu-stars");
+    for (var n = 1; n <= 5; n++) {
+      var star = el("button", "kefu-star", "★");
+      star.type = "button";
+      star.setAttribute("data-rating", String(n));
+      star.setAttribute("aria-label", this.t.rateStar(n));
+      star.addEventListener("click", (function (value) { return function () { self.rate(value, card); }; })(n));
+      stars.appendChild(star);
+    }
+    card.appendChild(stars);
+    this.log.insertBefore(card, this.log.querySelector(".kefu-typing"));
+    this.scroll();
+  };
+
+  Widget.prototype.rate = function (value, card) {
+    var self = this;
+    var buttons = card.querySelectorAll("button");
+    var i;
+    for (i = 0; i < buttons.length; i++) buttons[i].disabled = true;
+    return this.api("/feedback", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ rating: value }),
+    })
+      .then(function (res) {
+        return res.json().catch(function () { return {}; }).then(function (body) {
+          if (!res.ok) throw new Error(detailOf(body, res.status));
+        });
+      })
+      .then(function () {
+        self.store.setItem(self.ratedKey, String(value));
+        card.textContent = "";
+        card.classList.add("kefu-rated");
+        card.setAttribute("data-rated", String(value));
+        card.appendChild(el("div", "kefu-rating-prompt", self.t.rated));
+      })
+      .catch(function (err) {
+        for (i = 0; i < buttons.length; i++) buttons[i].disabled = false;
+        self.add("notice", self.t.rateError(String(err && err.message ? err.message : err))).classList.add("kefu-error");
+      });
   };
 
   Widget.prototype.destroy = function () {

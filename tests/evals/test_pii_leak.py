@@ -292,7 +292,8 @@ def test_no_canary_is_stored_in_the_clear(report: LeakReport, kind: str) -> None
 def test_names_and_addresses_rarely_get_through(report: LeakReport, kind: str) -> None:
     tried = report.canaries[kind]
     for where, missed in (("LLM", report.leaked_to_llm), ("store", report.stored_kinds)):
-        assert missed.get(kind, 0) <= _NER_MISS_CEILING * tried, f"{where}: {_examples(report.llm_examples, kind)}"
+        examples = report.llm_examples if where == "LLM" else report.stored_examples
+        assert missed.get(kind, 0) <= _NER_MISS_CEILING * tried, f"{where}: {report.stored} {_examples(examples, kind)}"
 
 
 def test_only_contact_details_the_customer_asked_to_change_are_saved(report: LeakReport) -> None:

@@ -9,10 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from langgraph.checkpoint.base.id import uuid6
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from core.db import AccessAuditRow, ConversationLogRow, TurnAuditRow
 from core.settings import Settings
 from graphs.checkpoint import checkpoint_id_at, prune_checkpoints, sqlite_checkpointer
 from serving.service import KefuService
+from tests.fakes import ScriptedIntents
 
 Factory = Callable[..., KefuService]
 
@@ -56,28 +60,68 @@ def test_pruning_keeps_the_latest_checkpoint_and_the_conversation_continues(
     assert entries[-2].text == "How long do refunds take?"
 
 
-def test_conversations_past_the_retention_are_deleted_with_their_answers_audits_and_vault(
-    make_service: Factory, settings: Settings
-) -> None:
-    service = make_service()
-    service.chat("old-1", "C0001", "My phone is 13812345678, where is my order?", message_id="o-0")
+def test_only_unanswered_turns_keep_the_customers_words(make_service: Factory) -> None:
+    service = make_service(intents=ScriptedIntents({"order": [("order_status", 0.95)]}))
+    service.chat("answered-1", "C0001", "Where is my order?", message_id="a-0")
+    service.chat("answered-1", "C0001", "can you call me back later?", message_id="a-1")
+    answered, unsure = service.audit("answered-1", "C0001")
+    assert answered.question is None
+    assert unsure.question == "can you call me back later?"
+
+
+def test_each_record_is_kept_for_its_own_retention(make_service: Factory, settings: Settings) -> None:
+    """Conversation data goes after ``retention_days``; decisions and the service log stay for their own retention."""
+    # The scripted classifier is unsure of everything but "order": unsure turns keep the customer's
+    # (redacted) words for the dashboard's unanswered questions; answered turns keep none.
+    service = make_service(intents=ScriptedIntents({"order": [("order_status", 0.95)]}))
+    service.chat("old-1", "C0001", "My phone is 13812345678, can you call me?", message_id="o-0")
     assert service.vault.entries("old-1")
-    assert service.audit("old-1", "C0001")
+    [audit] = service.audit("old-1", "C0001")
+    assert audit.question and "<CN_MOBILE_1>" in audit.question and "13812345678" not in audit.question
+    now = datetime.now(UTC)
+    with Session(service.store.engine) as session, session.begin():
+        session.add(
+            AccessAuditRow(
+                at=now.replace(tzinfo=None), actor="agent:lin", role="agent", action="view_conversation", target="old-1"
+            )
+        )
 
-    nothing = service.prune(now=datetime.now(UTC) + timedelta(days=settings.retention_days - 1))
+    def kept() -> tuple[list[str | None], bool, bool]:
+        with Session(service.store.engine) as session:
+            questions = list(
+                session.scalars(select(TurnAuditRow.question).where(TurnAuditRow.conversation_id == "old-1"))
+            )
+            log = session.get(ConversationLogRow, "old-1") is not None
+            access = session.scalar(select(AccessAuditRow).where(AccessAuditRow.target == "old-1")) is not None
+        return questions, log, access
+
+    nothing = service.prune(now=now + timedelta(days=settings.retention_days - 1))
     assert nothing.expired_conversations == 0 and service.history("old-1", "C0001")[1]
+    assert kept() == ([audit.question], True, True)
 
-    report = service.prune(now=datetime.now(UTC) + timedelta(days=settings.retention_days + 1))
+    report = service.prune(now=now + timedelta(days=settings.retention_days + 1))
 
     assert report.expired_conversations == 1 and report.expired_checkpoints == 1
-    assert report.answers == 1 and report.turn_audits == 1 and report.vault_entries >= 1
+    assert report.answers == 1 and report.vault_entries >= 1 and report.questions >= 1
     assert service.history("old-1", "C0001") == (None, [])
-    assert service.audit("old-1", "C0001") == []
     assert service.vault.entries("old-1") == {}
+    # The decision stays for the audit retention; the customer's words went with the conversation.
+    assert [(a.intent, a.decision, a.question) for a in service.audit("old-1", "C0001")] == [
+        (audit.intent, audit.decision, None)
+    ]
+    assert kept() == ([None], True, True)
     # The id is free again: the same message id starts a new conversation instead of replaying.
     fresh = service.chat("old-1", "C0001", "Hi there", message_id="o-0")
     assert not fresh.replayed
     assert [e.role for e in service.history("old-1", "C0001")[1]] == ["customer", "agent"]
+
+    audits = service.prune(now=now + timedelta(days=settings.audit_retention_days + 1))
+    assert audits.turn_audits >= 2 and audits.access_audits >= 1
+    assert kept() == ([], True, False)
+
+    analytics = service.prune(now=now + timedelta(days=settings.analytics_retention_days + 1))
+    assert analytics.conversation_logs >= 1
+    assert kept() == ([], False, False)
 
 
 def test_pruning_a_bare_checkpointer_deletes_superseded_writes_too(tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ def test_next_best_action_api(settings: Settings, intent_model: object, api_key:
         malformed = client.post("/v1/insights/next-best-action", json={"context": "x"})
     assert needed.status_code == 200, needed.text
     body = needed.json()
-    assert set(body) == {"customer_id", "action", "product_id", "confidence", "rationale"}
+    assert set(body) == {"customer_id", "action", "product_id", "confidence", "rationale", "drivers", "scores"}
     assert 0.0 <= body["confidence"] <= 1.0 and body["rationale"]
     assert plain.status_code == 200 and plain.json()["action"] in {
         "resolve_open_ticket",

@@ -62,9 +62,15 @@ def test_a_locked_database_gives_503_and_the_same_message_then_goes_through_once
             assert refused.status_code == 503
             assert "database is locked" in refused.json()["detail"]
             assert "same message_id" in refused.json()["detail"]
-            # Reads still work while a writer holds the lock (WAL), and show the state before the message,
-            # or with the whole turn when only the store's write failed after the checkpoint.
-            assert _customer_texts(client, conversation) in (["Hi there"], ["Hi there", "Where is my order?"])
+            if database == "kefu.db":
+                # An API key's read is recorded in the access audit, in the locked file: no unaudited
+                # view, so it is refused the same way, and a retry later goes through.
+                read = client.get(f"/v1/conversations/{conversation}", params={"customer_id": "C0002"})
+                assert read.status_code == 503 and read.headers["Retry-After"]
+            else:
+                # Reads still work while a writer holds the checkpoints (WAL), and show the state before
+                # the message, or with the whole turn when only the store's write failed after the checkpoint.
+                assert _customer_texts(client, conversation) in (["Hi there"], ["Hi there", "Where is my order?"])
 
         retried = _send(client, conversation, "Where is my order?", "m1")
         assert retried.status_code == 200 and retried.json()["reply"]

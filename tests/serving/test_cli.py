@@ -252,6 +252,16 @@ def test_intents_train_and_eval_on_a_company_file(runner: CliRunner, env: Path) 
     assert (env / "plots" / "confusion.png").stat().st_size > 0
     assert (env / "plots" / "reliability.png").stat().st_size > 0
 
+    # A reviewed drift proposal adds a new intent on top of the training data.
+    gift = ["gift card balance", "use my gift card", "buy a gift card", "gift card expired", "redeem gift card"]
+    extra = env / "reviewed.jsonl"
+    extra.write_text("\n".join(json.dumps({"text": t, "label": "gift_card", "lang": "en"}) for t in gift), "utf-8")
+    retrained = runner.invoke(
+        app, ["intents", "train", "--data", str(data), "--extra", str(extra), "--out", str(env / "models")]
+    )
+    assert retrained.exit_code == 0, retrained.output
+    assert "trained on 15 examples, 3 intents" in _flat(retrained.output)
+
 
 def test_vault_init_creates_a_private_key_file_once(
     runner: CliRunner, env: Path, monkeypatch: pytest.MonkeyPatch

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy.orm import Session
+
+from core.db import ConversationLogRow, make_engine
+from core.settings import Settings
 
 
 @pytest.fixture
@@ -55,3 +59,42 @@ def test_an_error_is_shown_not_swallowed(page: Page) -> None:
     page.fill("#text", "x" * 4500)
     page.click("#send")
     expect(page.locator(".msg.error")).to_contain_text("Error 422")
+
+
+def test_the_widget_asks_for_a_rating_when_the_customer_says_goodbye(
+    page: Page, settings: Settings, tmp_path: Path
+) -> None:
+    page.set_default_timeout(20_000)
+    page.goto("/demo/shop?customer=C0002")
+    page.click("#kefu-launcher")
+    expect(page.locator("#kefu-status")).to_have_text("Online")
+    page.fill("#kefu-input", "Where is my order?")
+    page.press("#kefu-input", "Enter")
+    expect(page.locator(".kefu-msg.kefu-agent")).to_have_count(1)
+    expect(page.locator(".kefu-rating")).to_have_count(0)  # only once the dialogue has ended
+
+    page.fill("#kefu-input", "bye")
+    page.press("#kefu-input", "Enter")
+    rating = page.locator(".kefu-rating")
+    expect(rating).to_contain_text("How did we do?")
+    stars = rating.locator("button.kefu-star")
+    expect(stars).to_have_count(5)
+    expect(stars.nth(3)).to_have_attribute("aria-label", "4 stars")
+    stars.nth(3).hover()
+    page.screenshot(path=str(tmp_path / "rating.png"))
+    with page.expect_response("**/feedback") as answer:
+        stars.nth(3).click()
+    assert answer.value.status == 200
+    expect(rating).to_have_text("Thanks for your rating!")
+
+    conversation_id = page.evaluate("window.Kefu.widget.conversationId")
+    engine = make_engine(settings.resolved_database_url)
+    with Session(engine) as session:
+        log = session.get(ConversationLogRow, conversation_id)
+        assert log is not None and (log.customer_id, log.satisfaction, log.seeded) == ("C0002", 4, False)
+    engine.dispose()
+
+    page.reload()  # the history says the dialogue ended, but this conversation is rated already
+    page.click("#kefu-launcher")
+    expect(page.locator(".kefu-msg.kefu-agent")).to_have_count(2)
+    expect(page.locator(".kefu-rating")).to_have_count(0)

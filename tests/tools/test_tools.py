@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,16 @@ from core.context import SupportContext
 from core.ports import KnowledgePort
 from core.settings import Settings
 from core.store import SqlStore
-from core.types import Channel, ConversationId, CustomerId, OrderStatus, TicketKind
+from core.types import (
+    Channel,
+    Contribution,
+    ConversationId,
+    CustomerId,
+    CustomerInsight,
+    OrderStatus,
+    Prediction,
+    TicketKind,
+)
 from knowledge import KnowledgeBase
 from tools import BUILTIN_TOOLS, ToolError, ToolRegistry, explain
 
@@ -29,13 +39,14 @@ def run_tool(
     args: dict[str, Any],
     conversation: str = "t-1",
     knowledge: KnowledgePort | None = None,
+    insight: CustomerInsight | None = None,
 ) -> ToolMessage:
     graph = StateGraph(MessagesState, context_schema=SupportContext)
     graph.add_node("act", ToolNode(list(BUILTIN_TOOLS), handle_tool_errors=explain))
     graph.add_edge(START, "act")
     call = ToolCall(name=name, args=args, id="call-1", type="tool_call")
     context = SupportContext(
-        CustomerId(customer), ConversationId(conversation), Channel.WEB, store, knowledge=knowledge
+        CustomerId(customer), ConversationId(conversation), Channel.WEB, store, knowledge=knowledge, insight=insight
     )
     result = graph.compile().invoke({"messages": [AIMessage("", tool_calls=[call])]}, context=context)
     message = result["messages"][-1]
@@ -87,7 +98,52 @@ def test_customer_profile_is_a_360_view_without_contact_details(store: SqlStore)
     assert profile["order_count"] >= 5
     assert profile["lifetime_value"] > 0
     assert profile["recent_orders"]
-    assert "phone" not in profile["customer"] and "email" not in profile["customer"]
+    assert not {"name", "email", "phone", "city"} & set(profile["customer"]), "personal data stays out"
+    assert "insight" not in profile, "no insight in the context, none in the profile"
+    customer = store.get_customer(CustomerId("C0001"))
+    assert customer is not None
+    for secret in (customer.name, customer.email, customer.phone, customer.city):
+        assert secret not in message.text
+
+
+def test_customer_profile_carries_the_segment_and_rounded_scores_from_the_context(store: SqlStore) -> None:
+    def prediction(target: str, score: float) -> Prediction:
+        contributions = [
+            Contribution(feature=name, value=value, effect=effect)
+            for name, value, effect in (
+                ("recency_days", 212.0, 1.4),
+                ("orders_90d", 0.0, 0.8),
+                ("complaints_90d", 2.0, 0.3),
+                ("return_rate", 0.5, 0.1),
+            )
+        ]
+        return Prediction(target=target, score=score, contributions=contributions, model_version="gb-test")
+
+    insight = CustomerInsight(
+        customer_id=CustomerId("C0001"),
+        at=datetime(2026, 11, 1, 12),
+        features={"recency_days": 212.0, "monetary_365d": 18999.0},
+        rfm="R1F4M5",
+        segment="at_risk",
+        churn=prediction("churn_30d", 0.8765),
+        repurchase=prediction("repurchase_3d", 0.0123),
+    )
+    message = run_tool(store, "C0001", "get_customer_profile", {}, insight=insight)
+    assert message.status == "success"
+    facts = message.artifact["insight"]
+    assert facts == {
+        "segment": "at_risk",
+        "rfm": "R1F4M5",
+        "churn_30d": {"score": 0.88, "drivers": ["recency_days", "orders_90d", "complaints_90d"]},
+        "repurchase_3d": {"score": 0.01, "drivers": ["recency_days", "orders_90d", "complaints_90d"]},
+    }
+    assert json.loads(message.text)["insight"] == facts, "the model reads what the artifact holds"
+    assert "18999" not in message.text, "feature values stay out; only the drivers' names go in"
+    assert not {"name", "email", "phone", "city"} & set(message.artifact["customer"])
+
+    untrained = insight.model_copy(update={"churn": None, "repurchase": None, "segment": None})
+    bare = run_tool(store, "C0001", "get_customer_profile", {}, insight=untrained)
+    assert bare.artifact["insight"] == {"segment": None, "rfm": "R1F4M5"}
 
 
 def test_open_ticket_is_idempotent_per_conversation(store: SqlStore) -> None:
