@@ -26,6 +26,7 @@ __all__ = [
     "PrincipalDep",
     "ServiceDep",
     "authenticate",
+    "bearer",
     "chat_response",
     "router",
 ]
@@ -62,7 +63,8 @@ def authenticate(service: KefuService, signer: TokenSigner, limiter: RateLimiter
     return principal
 
 
-def _bearer(request: Request) -> str | None:
+def bearer(request: Request) -> str | None:
+    """The credential of a request: ``Authorization: Bearer …`` or ``X-Kefu-Key``."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -71,7 +73,7 @@ def _bearer(request: Request) -> str | None:
 
 
 def _principal(request: Request, service: ServiceDep) -> Principal:
-    credential = _bearer(request) or request.query_params.get("token")
+    credential = bearer(request) or request.query_params.get("token")
     state = request.app.state
     return authenticate(service, state.signer, state.key_limiter, credential)
 

@@ -19,7 +19,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import KefuError
 from core.settings import Settings
 from core.types import Channel
-from serving import audit, console, conversations, customers, dashboard, experiments_routes, insights_routes, wechat
+from serving import (
+    audit_routes,
+    console,
+    conversations,
+    customers,
+    dashboard,
+    experiments_routes,
+    insights_routes,
+    wechat,
+)
 from serving.api import router
 from serving.auth import TokenSigner, load_secret
 from serving.errors import retry_after_of, status_of
@@ -87,7 +96,7 @@ def create_app(settings: Settings, *, service_factory: Callable[[Settings], Kefu
     app.include_router(conversations.router)
     app.include_router(console.router)
     app.include_router(customers.router)
-    app.include_router(audit.router)
+    app.include_router(audit_routes.router)
     app.include_router(experiments_routes.router)
     app.include_router(insights_routes.router)
     app.include_router(dashboard.router)

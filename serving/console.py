@@ -27,7 +27,7 @@ from serving.hub import CONSOLE
 from serving.service import KefuService
 from serving.sockets import Send, relay
 
-__all__ = ["COOKIE", "AgentDep", "LeadDep", "router"]
+__all__ = ["COOKIE", "AgentDep", "LeadDep", "agent_from", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,12 @@ router = APIRouter(
 )
 
 
-def _agent_from(service: KefuService, signer: Any, token: str | None) -> AgentAccount:
+def agent_from(service: KefuService, signer: Any, token: str | None) -> AgentAccount:
+    """The active agent a console login cookie names.
+
+    Raises:
+        AuthError: no cookie, a forged or expired one, or a disabled account.
+    """
     if not token:
         raise AuthError("not logged in")
     agent = service.desk.get_agent(signer.console_agent(token))
@@ -55,7 +60,7 @@ def _agent_from(service: KefuService, signer: Any, token: str | None) -> AgentAc
 
 
 def _agent(request: Request, service: ServiceDep) -> AgentAccount:
-    return _agent_from(service, request.app.state.signer, request.cookies.get(COOKIE))
+    return agent_from(service, request.app.state.signer, request.cookies.get(COOKIE))
 
 
 AgentDep = Annotated[AgentAccount, Depends(_agent)]
@@ -256,7 +261,7 @@ async def console_socket(websocket: WebSocket) -> None:
     service: KefuService = websocket.app.state.service
     await websocket.accept()
     try:
-        agent = _agent_from(service, websocket.app.state.signer, websocket.cookies.get(COOKIE))
+        agent = agent_from(service, websocket.app.state.signer, websocket.cookies.get(COOKIE))
     except KefuError as exc:
         await websocket.send_json({"type": "error", "status": status_of(exc), "detail": str(exc)})
         await websocket.close(code=4401, reason=str(exc)[:120])

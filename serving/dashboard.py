@@ -125,6 +125,15 @@ def _filename(stem: str, window: Window, suffix: str) -> str:
     return f"kefu-{stem}-{window.since}-{window.until}{channel}.{suffix}"
 
 
+def _download(body: str, media_type: str, filename: str) -> Response:
+    """A file the browser saves (never caches: it holds customers' words)."""
+    return Response(
+        body,
+        media_type=f"{media_type}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
 def _cell(value: Any) -> Any:
     """A CSV cell; text a spreadsheet would run as a formula (customers wrote it) is quoted with ``'``."""
     if value is None:
@@ -170,14 +179,7 @@ def export_csv(
     window, min_turns = view.window, view.min_turns
     header, rows = table(_summary(service, window, min_turns), table_name)
     _audit(service, lead, "export", f"dashboard:{table_name}", window)
-    return Response(
-        _csv(header, rows),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{_filename(table_name, window, "csv")}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return _download(_csv(header, rows), "text/csv", _filename(table_name, window, "csv"))
 
 
 @router.get("/drift", response_model=DriftReport)
@@ -211,11 +213,5 @@ def drift_proposals(
     window, min_turns = view.window, view.min_turns
     lines = proposal_lines(_drift(service, window, min_turns))
     _audit(service, lead, "export", "dashboard:drift_proposals", window)
-    return Response(
-        "".join(line + "\n" for line in lines),
-        media_type="application/x-ndjson; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{_filename("intent-proposals", window, "jsonl")}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    body = "".join(line + "\n" for line in lines)
+    return _download(body, "application/x-ndjson", _filename("intent-proposals", window, "jsonl"))
