@@ -34,6 +34,7 @@ __all__ = [
     "cluster_questions",
     "top_unanswered",
     "unanswered",
+    "unanswered_reason",
 ]
 
 DEFAULT_THRESHOLD = 0.4
@@ -142,16 +143,25 @@ def unanswered(turns: Iterable[TurnRecord], unsure_below: float) -> list[Questio
     for turn in turns:
         if not turn.by_bot or not turn.question or not turn.question.strip():
             continue
-        if turn.intent == OUT_OF_SCOPE:
-            reason = "out_of_scope"
-        elif turn.kind == "knowledge_miss":
-            reason = "knowledge_miss"
-        elif turn.kind in ("unsure", "loop_breaker") or turn.confidence < unsure_below:
-            reason = "unsure"
-        else:
-            continue
-        questions.append(Question(turn.question.strip(), turn.intent, reason, turn.at))
+        reason = unanswered_reason(turn.intent, turn.kind, turn.confidence, unsure_below)
+        if reason is not None:
+            questions.append(Question(turn.question.strip(), turn.intent, reason, turn.at))
     return questions
+
+
+def unanswered_reason(intent: str, kind: str | None, confidence: float, unsure_below: float) -> str | None:
+    """Why a bot turn did not answer: ``out_of_scope``, ``knowledge_miss`` or ``unsure``; None if it did.
+
+    ``kind`` is the turn's fallback kind (``fallback_kind``). Serving uses the same test to decide
+    which turns keep the customer's words.
+    """
+    if intent == OUT_OF_SCOPE:
+        return "out_of_scope"
+    if kind == "knowledge_miss":
+        return "knowledge_miss"
+    if kind in ("unsure", "loop_breaker") or confidence < unsure_below:
+        return "unsure"
+    return None
 
 
 def cluster_questions(

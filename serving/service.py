@@ -45,6 +45,8 @@ from graphs import AgentDeps, build_graph, sqlite_checkpointer, warm_up
 from graphs.checkpoint import prune_checkpoints
 from insights.experiments import Experiments
 from insights.profile import Insights
+from insights.questions import unanswered_reason
+from insights.turns import fallback_kind
 from knowledge import DEMO_DOCS, DEMO_TRIPLES, KnowledgeBase
 from serving.desk import HUMAN_PREFIX, HumanDesk, message_role
 from serving.errors import StorageUnavailableError
@@ -801,13 +803,9 @@ def _fallback_kind(fallback: str) -> str:
 
 
 def _unanswered(result: TurnResult, policy: Policy) -> bool:
-    """A turn the bot could not answer: out of scope, unsure, a loop-breaker or a knowledge miss.
-
-    The same test as the dashboard's unanswered questions (``insights.questions.unanswered``).
-    """
-    if result.intent == "out_of_scope" or result.confidence < policy.unsure_below:
-        return True
-    return (result.fallback or "").startswith(("unsure", "offered a human", "knowledge"))
+    """A turn the bot could not answer, by the dashboard's own test (``insights.questions.unanswered``)."""
+    kind = fallback_kind(result.fallback)
+    return unanswered_reason(result.intent, kind, result.confidence, policy.unsure_below) is not None
 
 
 def _last_customer_text(state: dict[str, Any]) -> str:
