@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MODEL ?= qwen2.5-coder-1.5b
 E2E_MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: run test setup llama-server browser lint typecheck contracts pytest bench-e2e leak-test soak clean
+.PHONY: run test setup llama-server browser services cluster lint typecheck contracts pytest bench-e2e leak-test soak clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ browser:
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	    else echo "the browser and README tests need: sudo apt-get install $$missing" >&2; exit 1; fi; fi
 
+# PostgreSQL, Redis and nginx from Debian: the tests run the suite on PostgreSQL too and start a
+# small cluster (replicas behind nginx, sharing PostgreSQL and Redis) on loopback.
+services: setup
+	@missing=$$($(BIN)/python -c 'from evals.localservers import missing; print(" ".join(missing()))' 2>/dev/null || echo "postgresql redis-server nginx-light"); \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else echo "the tests need: sudo apt-get install $$missing" >&2; exit 1; fi; fi
+
 run: setup llama-server
 	@$(BIN)/kefu models fetch --model $(MODEL) >/dev/null
 	@$(BIN)/kefu seed
@@ -46,7 +54,7 @@ typecheck: setup
 contracts: setup
 	$(BIN)/lint-imports
 
-pytest: setup llama-server browser
+pytest: setup llama-server browser services
 	@$(BIN)/kefu models fetch --model $(E2E_MODEL) >/dev/null
 	KEFU_E2E_MODEL=$(E2E_MODEL) $(BIN)/pytest --cov --cov-report=term:skip-covered
 
@@ -63,6 +71,11 @@ leak-test: setup
 # conversations (SCENARIO=kill9|llm-down|retention runs one).
 soak: setup
 	$(BIN)/python -m evals.reliability $(or $(SCENARIO),all) --out evals/results/reliability.json
+
+# The cluster on loopback: PostgreSQL, Redis, 3 API replicas behind nginx, the fake LLM: kill -9 one
+# replica under 200 WebSocket conversations, a handoff across replicas, turns/s with 1, 2 and 3 replicas.
+cluster: setup services
+	$(BIN)/python -m evals.cluster all --out evals/results/cluster.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,11 +1,13 @@
 """SQLAlchemy tables for the CRM, the catalog, orders and tickets.
 
-SQLite by default; any SQLAlchemy URL works (see ``Settings.database_url``).
+SQLite by default; PostgreSQL for several API replicas (see ``Settings.database_url``). The schema
+is versioned: ``core.migrations`` holds its Alembic revisions, and ``make_engine`` applies them.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -20,10 +22,12 @@ from sqlalchemy import (
     String,
     create_engine,
     event,
-    inspect,
-    text,
+    make_url,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.pool import QueuePool
+
+from core.migrations import upgrade
 
 __all__ = [
     "AccessAuditRow",
@@ -333,17 +337,40 @@ class AccessAuditRow(Base):
     """The reason of an automated decision, or what was seen (never the values themselves)."""
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url`` and make sure the tables exist.
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, migrate: bool = True) -> Engine:
+    """Create an engine for ``url`` and bring its database to the newest schema (``core.migrations``).
 
     SQLite gets WAL journaling and foreign keys, so the API and the CLI can share the file.
+    PostgreSQL (``postgresql+psycopg://``; a bare ``postgresql://`` or ``postgres://`` means the
+    same) gets a pool of ``pool_size`` connections, ``max_overflow`` more at peaks, each checked
+    before use so a restarted server costs no failed request; sessions run in UTC.
+
+    Args:
+        url: A SQLAlchemy database URL.
+        pool_size: Connections kept open to a database server.
+        max_overflow: Connections opened beyond ``pool_size`` at peaks and closed when returned.
+        migrate: Apply the schema migrations; False only looks (``kefu db current``).
     """
     # Chinese stays readable in JSON columns, so LIKE searches over features and scenarios match it.
     kwargs: dict[str, Any] = {"json_serializer": lambda value: json.dumps(value, ensure_ascii=False)}
-    if url.startswith("sqlite"):
+    target = make_url(url)
+    if target.drivername in ("postgres", "postgresql"):
+        target = target.set(drivername="postgresql+psycopg")
+    if target.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    engine = create_engine(url, **kwargs)
-    if url.startswith("sqlite"):
+    elif target.get_backend_name() == "postgresql":
+        kwargs |= {
+            "poolclass": QueuePool,
+            "pool_size": pool_size,
+            "max_overflow": max_overflow,
+            "pool_pre_ping": True,
+            # The store keeps naive UTC times; a UTC session reads any aware one the same way.
+            "connect_args": {"options": "-c timezone=UTC"},
+        }
+    engine = create_engine(target, **kwargs)
+    if target.get_backend_name() == "postgresql":
+        _close_when_collected(engine)
+    if target.get_backend_name() == "sqlite":
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -352,29 +379,21 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-    Base.metadata.create_all(engine)
-    _add_missing_columns(engine)
+    if migrate:
+        upgrade(engine)
     return engine
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Add nullable columns that newer code declares to tables an older version created.
+def _close_when_collected(engine: Engine) -> None:
+    """Close the engine's idle connections when it is garbage-collected without ``dispose()``.
 
-    A stop-gap until the store has real migrations: only nullable or defaulted columns, never a
-    rename or a type change.
+    Otherwise they stay open until the server times them out, and psycopg warns about each. The
+    finalizer holds the current pool, never the engine (``dispose`` swaps the pool for a new one).
     """
-    existing = inspect(engine)
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            if not existing.has_table(table.name):
-                continue
-            present = {column["name"] for column in existing.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                default = ""
-                if column.default is not None and getattr(column.default, "is_scalar", False):
-                    value = getattr(column.default, "arg", None)
-                    default = f" DEFAULT {int(value) if isinstance(value, bool) else repr(value)}"
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}'))
+    current = [engine.pool]
+
+    @event.listens_for(engine, "engine_disposed")
+    def _swapped(disposed: Engine) -> None:
+        current[0] = disposed.pool
+
+    weakref.finalize(engine, lambda: current[0].dispose())

@@ -49,6 +49,15 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+_MAX_ROW_ID = 2**31 - 1
+"""The largest id an ``Integer`` key holds on PostgreSQL (SQLite's go further; Kefu's never get there)."""
+
+
+def _storable(row_id: int) -> bool:
+    """Whether an id can name a row at all: a larger one names nothing, and PostgreSQL refuses to compare it."""
+    return 1 <= row_id <= _MAX_ROW_ID
+
+
 def _note(row: HandoffNoteRow) -> HandoffNote:
     return HandoffNote(id=row.id, agent_id=row.agent_id, text=row.text, created_at=row.created_at)
 
@@ -136,7 +145,7 @@ class DeskStore:
             NotFoundError: no such handoff.
         """
         with self._session() as session:
-            row = session.get(HandoffRow, handoff_id)
+            row = session.get(HandoffRow, handoff_id) if _storable(handoff_id) else None
             if row is None:
                 raise NotFoundError(f"no handoff {handoff_id}")
             notes = session.scalars(
@@ -170,7 +179,7 @@ class DeskStore:
             ConflictError: another agent has it, or it is no longer open.
         """
         with self._session() as session, session.begin():
-            row = session.get(HandoffRow, handoff_id, with_for_update=True)
+            row = session.get(HandoffRow, handoff_id, with_for_update=True) if _storable(handoff_id) else None
             if row is None:
                 raise NotFoundError(f"no handoff {handoff_id}")
             if row.status == HandoffStatus.ACTIVE.value and row.agent_id == agent_id:
@@ -191,7 +200,7 @@ class DeskStore:
             ConflictError: it is not open, or another agent owns it.
         """
         with self._session() as session, session.begin():
-            row = session.get(HandoffRow, handoff_id, with_for_update=True)
+            row = session.get(HandoffRow, handoff_id, with_for_update=True) if _storable(handoff_id) else None
             if row is None:
                 raise NotFoundError(f"no handoff {handoff_id}")
             if row.status not in OPEN_STATUSES:
@@ -210,7 +219,7 @@ class DeskStore:
             NotFoundError: no such handoff.
         """
         with self._session() as session, session.begin():
-            if session.get(HandoffRow, handoff_id) is None:
+            if not _storable(handoff_id) or session.get(HandoffRow, handoff_id) is None:
                 raise NotFoundError(f"no handoff {handoff_id}")
             row = HandoffNoteRow(handoff_id=handoff_id, agent_id=agent_id, text=text[:2000], created_at=_now())
             session.add(row)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from core.db import (
@@ -492,6 +492,15 @@ def seed(engine: Engine, *, reset: bool = False, seed_value: int = 20261122) -> 
             session.execute(insert(ConversationLogRow), history.conversations)
         if history.turns:
             session.execute(insert(TurnAuditRow), history.turns)
+        if engine.dialect.name == "postgresql":
+            # Rows inserted with explicit ids do not advance PostgreSQL's sequences: move them past.
+            for table in (OrderItemRow.__tablename__, TicketRow.__tablename__):
+                session.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+                        f"FROM {table}"
+                    )
+                )
     with Session(engine) as session:
         return _summary(session, created=True)
 

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     llm_model: str = "qwen2.5-coder-1.5b"
     """For ``llamacpp``: a name from ``kefu models list`` or a path to a GGUF file.
     Otherwise: the model name the server serves."""
+    llm_base_urls: list[str] = []
+    """Several OpenAI-compatible endpoints serving ``llm_model`` (vLLM replicas), as a JSON list; it
+    replaces ``llm_base_url``. Calls are spread over the healthy ones; a failing endpoint is skipped
+    until a health check (``GET /models``) passes again; with all of them down, turns get rule replies."""
+    llm_health_interval_s: float = Field(default=10.0, gt=0)
+    """How often each of ``llm_base_urls`` is health-checked."""
     llm_api_key: SecretStr = SecretStr("not-needed")
     llm_timeout_s: float = Field(default=30.0, gt=0)
     """A slower answer than this counts as a dead backend: the turn gets a rule-based reply."""
@@ -50,7 +56,23 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     """Where the demo database and conversation checkpoints live."""
     database_url: str | None = None
-    """Any SQLAlchemy URL; defaults to SQLite in ``data_dir``."""
+    """Any SQLAlchemy URL; defaults to SQLite in ``data_dir``. With a PostgreSQL URL
+    (``postgresql+psycopg://user:password@host:5432/kefu``) the conversation checkpoints live in
+    the same database too, so any number of API replicas can share it."""
+    db_pool_size: int = Field(default=10, ge=1)
+    """Connections each API process keeps open to a database server (PostgreSQL); SQLite ignores it."""
+    db_max_overflow: int = Field(default=10, ge=0)
+    """Connections a process may open beyond ``db_pool_size`` at peaks, closed again when returned."""
+
+    redis_url: str | None = None
+    """``redis://host:6379/0``: share live events (sockets, consoles), the handoff queue, rate-limit
+    counters and per-conversation turn locks between API replicas. Unset, one process keeps them in
+    memory, which is right for exactly one replica."""
+    turn_lock_ttl_s: float = Field(default=10.0, gt=0)
+    """With Redis, a replica renews a conversation's turn lock while the turn runs; if the replica dies,
+    the lock expires this long after its last renewal and the conversation goes on elsewhere."""
+    replica_id: str | None = None
+    """This API process's name in logs and lock owners; defaults to ``hostname:pid``."""
 
     policy_file: Path | None = None
     """Confidence thresholds and limits (TOML); defaults to the shipped ``agent/policy.toml``."""
@@ -101,6 +123,9 @@ class Settings(BaseSettings):
     defaults to the demo documents shipped with Kefu. ``[]`` ingests nothing (use ``kefu kb ingest``)."""
     kb_triples: Path | None = None
     """The product graph's triples file (YAML); defaults to the demo one shipped with Kefu."""
+    chroma_url: str | None = None
+    """``http://host:8000``: keep the document chunks in a Chroma server (``chroma run``) that every
+    API replica shares, instead of files in ``kb_dir``."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -145,14 +170,47 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.wechat_aes_key is not None and len(self.wechat_aes_key.get_secret_value()) != 43:
             raise ConfigError("KEFU_WECHAT_AES_KEY must be the 43-character EncodingAESKey")
-        if self.llm_backend != "llamacpp" and not self.llm_base_url:
-            raise ConfigError(f"KEFU_LLM_BASE_URL is required with KEFU_LLM_BACKEND={self.llm_backend}")
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("KEFU_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.chroma_url is not None and not self.chroma_url.startswith(("http://", "https://")):
+            raise ConfigError("KEFU_CHROMA_URL must be an http:// or https:// URL")
+        for url in self.llm_base_urls:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"KEFU_LLM_BASE_URLS: {url!r} is not an http:// or https:// URL")
+        if self.llm_backend != "llamacpp" and not (self.llm_base_url or self.llm_base_urls):
+            raise ConfigError(
+                f"KEFU_LLM_BASE_URL or KEFU_LLM_BASE_URLS is required with KEFU_LLM_BACKEND={self.llm_backend}"
+            )
         return self
 
     @property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite in ``data_dir``."""
         return self.database_url or f"sqlite:///{self.data_dir / 'kefu.db'}"
+
+    @property
+    def on_postgres(self) -> bool:
+        """Whether the database is PostgreSQL (checkpoints then live in it as well)."""
+        return self.resolved_database_url.startswith(("postgresql", "postgres:"))
+
+    @property
+    def libpq_url(self) -> str:
+        """The database URL as PostgreSQL's own clients take it (no SQLAlchemy driver suffix).
+
+        Raises:
+            ConfigError: the database is not PostgreSQL.
+        """
+        if not self.on_postgres:
+            raise ConfigError("the database is not PostgreSQL")
+        scheme, rest = self.resolved_database_url.split("://", 1)
+        return f"postgresql://{rest}" if scheme.startswith("postgresql") else self.resolved_database_url
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The configured OpenAI-compatible LLM endpoints (``llm_base_urls``, else ``llm_base_url``)."""
+        if self.llm_base_urls:
+            return list(self.llm_base_urls)
+        return [self.llm_base_url] if self.llm_base_url else []
 
     @property
     def intent_models(self) -> Path:

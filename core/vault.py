@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import VaultEntryRow, VaultMetaRow
@@ -140,6 +141,12 @@ class PiiVault:
         return self._fingerprint
 
     def _open(self) -> None:
+        try:
+            self._open_once()
+        except IntegrityError:  # another replica sealed this new vault at the same moment: check against its seal
+            self._open_once()
+
+    def _open_once(self) -> None:
         with Session(self._engine) as session, session.begin():
             meta = {row.name: row.value for row in session.scalars(select(VaultMetaRow))}
             if _CHECK not in meta:

@@ -32,7 +32,8 @@ from core.store import SqlStore
 from core.types import Channel, ConversationId, CustomerId, Lang
 from core.vault import PiiVault
 from evals.targets import TurnObservation
-from graphs import AgentDeps, build_graph, sqlite_checkpointer
+from graphs import AgentDeps, build_graph
+from graphs.checkpoint import checkpointer_for
 from knowledge import DEMO_DOCS, DEMO_TRIPLES, KnowledgeBase
 from tools import ToolRegistry
 
@@ -105,7 +106,7 @@ class InprocAgent:
             tools=tools or ToolRegistry(),
             catalog=CatalogMatcher(store.product_names()),
         )
-        graph = build_graph(deps, sqlite_checkpointer(settings.checkpoint_path))
+        graph = build_graph(deps, checkpointer_for(settings))
         return cls(settings, store, vault, knowledge, redactor, gateway, deps, graph)
 
     def context(self, conversation_id: str, customer_id: str, lang: Lang | None = None) -> SupportContext:

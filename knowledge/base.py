@@ -8,6 +8,9 @@ triples file changed. Everything lives under one directory (``<data_dir>/kb`` by
 kb/chroma/   Chroma PersistentClient: document chunks, their embeddings and metadata
 kb/graph/    the persisted LlamaIndex property graph and its entity vectors, with a fingerprint
 ```
+
+With a Chroma server (``chroma_url``) the chunks live there instead, shared by every API replica;
+the product graph stays in the directory, which each replica builds from the catalog for itself.
 """
 
 from __future__ import annotations
@@ -61,14 +64,21 @@ class KnowledgeBase:
         *,
         doc_paths: Sequence[Path] = (DEMO_DOCS,),
         triples: Path = DEMO_TRIPLES,
+        chroma_url: str | None = None,
     ) -> KnowledgeBase:
         """Open (or create) the knowledge base in ``directory``, ingest ``doc_paths`` and load the graph.
 
-        A document that fails to load is logged by name and skipped; the rest are served.
+        A document that fails to load is logged by name and skipped; the rest are served. With
+        ``chroma_url`` the document chunks are on that Chroma server; several replicas may open and
+        ingest at once (each chunk is stored once).
+
+        Raises:
+            ConfigError: a malformed ``chroma_url``.
+            BackendError: the Chroma server does not answer.
         """
         configure_llama_index()
         directory.mkdir(parents=True, exist_ok=True)
-        documents = DocumentStore(directory / "chroma")
+        documents = DocumentStore.for_kb(directory, chroma_url)
         if doc_paths:
             report = documents.ingest(list(doc_paths))
             _log_report(report)
@@ -77,7 +87,11 @@ class KnowledgeBase:
         return cls(documents, graph)
 
     def ping(self) -> int:
-        """Ask the vector store how many chunks it holds (raises if it does not answer), for ``/readyz``."""
+        """Ask the vector store how many chunks it holds, for ``/readyz``.
+
+        Raises:
+            BackendError: the Chroma server does not answer.
+        """
         return self.documents.count()
 
     def search(

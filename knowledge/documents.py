@@ -2,9 +2,13 @@
 
 ``DocumentStore.ingest`` loads files (``knowledge.loaders``), cuts them into chunks, embeds each
 chunk with its title line (the multilingual USE encoder, so a Chinese passage answers an English
-question) and stores them in a Chroma ``PersistentClient`` collection. It is idempotent: each chunk
-carries its file's ``sha256``, so an unchanged file is skipped without embedding anything, a
-changed one has its chunks replaced, and ``prune`` removes what was deleted from the folders given.
+question) and stores them in a Chroma collection: files in a folder (``PersistentClient``), or a
+Chroma server (``chroma run``, ``HttpClient``) that several API replicas share. It is idempotent:
+each chunk carries its file's ``sha256``, so an unchanged file is skipped without embedding
+anything, a changed one has its chunks replaced, and ``prune`` removes what was deleted from the
+folders given. Chunk ids are derived from the source id and the chunk's place in it, and Chroma
+ignores an ``add`` of an id it holds, so replicas ingesting the same files at once store each chunk
+once.
 
 ``DocumentStore.search`` merges two candidate sets over the same filtered chunks: the nearest
 vectors from Chroma (``where`` on ``lang``, ``category`` and ``products``) and the best BM25
@@ -35,6 +39,7 @@ numpy masks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import threading
@@ -42,20 +47,23 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
 import chromadb
 import chromadb.config
+import httpx
 import numpy as np
 import numpy.typing as npt
+from chromadb.api import ClientAPI
 
 from core.embeddings import DIMENSIONS, sentence_encoder
-from core.errors import InvalidInputError
+from core.errors import BackendError, ConfigError, InvalidInputError
 from core.types import Lang, Passage, Sku
 from knowledge.bm25 import BM25Index
 from knowledge.embedding import UseEmbeddingFunction
 from knowledge.loaders import SUPPORTED_SUFFIXES, Chunk, DocumentError, chunk_document, load_document
 
-__all__ = ["KEYWORD_WEIGHT", "VECTOR_WEIGHT", "DocumentStore", "IngestReport"]
+__all__ = ["KEYWORD_WEIGHT", "VECTOR_WEIGHT", "DocumentStore", "IngestReport", "parse_chroma_url"]
 
 VECTOR_WEIGHT: Final = 0.6
 """Weight of cosine similarity: meaning carries most, and it is what bridges zh and en."""
@@ -143,30 +151,40 @@ class _Index:
 class DocumentStore:
     """Company documents in Chroma, ingested idempotently and searched by vectors and BM25 together.
 
-    Safe to search from several threads; ingests are serialised.
+    Safe to search from several threads; ingests are serialised (within this process: other replicas
+    on the same Chroma server may ingest at the same time, which stores the same chunks once).
     """
 
-    def __init__(self, path: Path, *, collection: str = "documents", chunk_chars: int = 500) -> None:
-        """Open (or create) the store in ``path``.
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        url: str | None = None,
+        collection: str = "documents",
+        chunk_chars: int = 500,
+    ) -> None:
+        """Open (or create) the store in the folder ``path``, or on the Chroma server at ``url``.
 
         Args:
             path: The Chroma directory (created if missing).
+            url: A Chroma server's URL (``http://chroma:8000``) instead of a directory.
             collection: The Chroma collection name (3-512 characters of ``[a-zA-Z0-9._-]``).
             chunk_chars: The longest chunk text, in characters.
 
         Raises:
             InvalidInputError: ``chunk_chars`` is below 50.
+            ConfigError: neither or both of ``path`` and ``url``, or a malformed ``url``.
+            BackendError: the Chroma server at ``url`` does not answer.
         """
         if chunk_chars < 50:
             raise InvalidInputError(f"chunk size must be at least 50 characters, got {chunk_chars}")
+        if (path is None) == (url is None):
+            raise ConfigError("give the document store either a folder or a Chroma server URL")
         self.path = path
+        self.url = url
         self.chunk_chars = chunk_chars
         self._chunking = f"{CHUNKER_VERSION}/{chunk_chars}"
-        path.mkdir(parents=True, exist_ok=True)
-        self._client = chromadb.PersistentClient(
-            path=str(path),
-            settings=chromadb.config.Settings(anonymized_telemetry=False, allow_reset=False),
-        )
+        self._client = _chroma_client(path, url)
         # The embedding function is always passed: without it Chroma falls back to its default,
         # which downloads a model. Kefu embeds chunks itself (with their title line), so Chroma
         # only uses it if someone queries the collection by text.
@@ -182,11 +200,31 @@ class DocumentStore:
         self._ingesting = False
         self._checked_at = time.monotonic()
 
+    @classmethod
+    def for_kb(cls, directory: Path, chroma_url: str | None = None) -> DocumentStore:
+        """A knowledge base's document store: on the Chroma server at ``chroma_url``, else in ``directory/chroma``.
+
+        Raises:
+            ConfigError: a malformed ``chroma_url``.
+            BackendError: the Chroma server does not answer.
+        """
+        return cls(url=chroma_url) if chroma_url else cls(directory / "chroma")
+
+    @property
+    def location(self) -> str:
+        """Where the chunks are: the Chroma server's URL or the folder."""
+        return self.url or str(self.path)
+
     # ------------------------------------------------------------------------------- reading
 
     def count(self) -> int:
-        """The number of chunks stored."""
-        return self._collection.count()
+        """The number of chunks stored.
+
+        Raises:
+            BackendError: the Chroma server does not answer.
+        """
+        with self._answering():
+            return self._collection.count()
 
     def sources(self) -> dict[str, str]:
         """Every stored document's source id and the sha256 of the content its chunks came from."""
@@ -216,7 +254,14 @@ class DocumentStore:
 
         Raises:
             InvalidInputError: ``limit`` is below 1, or ``lang`` is not a language Kefu speaks.
+            BackendError: the Chroma server does not answer.
         """
+        with self._answering():
+            return self._search(query, lang=lang, category=category, product=product, limit=limit)
+
+    def _search(
+        self, query: str, *, lang: Lang | None, category: str | None, product: str | None, limit: int
+    ) -> list[Passage]:
         if limit < 1:
             raise InvalidInputError(f"limit must be at least 1, got {limit}")
         lang = _as_lang(lang)
@@ -276,9 +321,12 @@ class DocumentStore:
         Returns:
             What was added, updated, left alone, pruned and refused (with the reason). A file that
             fails keeps whatever it had stored before.
+
+        Raises:
+            BackendError: the Chroma server stopped answering (what was written so far stays).
         """
         started = time.perf_counter()
-        with self._write_lock:
+        with self._write_lock, self._answering():
             self._ingesting = True
             changed = True  # if the ingest fails half-way, assume it changed something
             try:
@@ -396,6 +444,14 @@ class DocumentStore:
             entry.ids.append(chunk_id)
         return stored
 
+    @contextlib.contextmanager
+    def _answering(self) -> Iterator[None]:
+        """Turn a Chroma server that cannot be reached into ``BackendError`` naming it."""
+        try:
+            yield
+        except httpx.TransportError as error:
+            raise BackendError(f"the Chroma server at {self.location} does not answer: {error}") from error
+
     # ------------------------------------------------------------------------------- the index
 
     def _current_index(self) -> _Index:
@@ -448,6 +504,48 @@ class DocumentStore:
             embeddings=embeddings,
             bm25=BM25Index(texts, groups=langs),
         )
+
+
+def _chroma_client(path: Path | None, url: str | None) -> ClientAPI:
+    """A client of the Chroma server at ``url``, or of the files in ``path``; telemetry off either way."""
+    settings = chromadb.config.Settings(anonymized_telemetry=False, allow_reset=False)
+    if url is None:
+        assert path is not None
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    host, port, ssl = parse_chroma_url(url)
+    try:
+        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+    except (ValueError, httpx.TransportError) as error:  # chromadb says "Could not connect" with a ValueError
+        raise BackendError(f"the Chroma server at {url} does not answer: {error}") from error
+
+
+def parse_chroma_url(url: str) -> tuple[str, int, bool]:
+    """The host, port and TLS flag of a Chroma server URL (``http://chroma:8000``, ``https://vectors.example``).
+
+    Without a port the scheme's own applies (80, 443), as for any URL.
+
+    Raises:
+        ConfigError: not an ``http``/``https`` URL of a host, or one with a path, query or credentials.
+    """
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == -1
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+    ):
+        raise ConfigError(f"KEFU_CHROMA_URL must look like http://host:8000, got {url!r}")
+    ssl = parts.scheme == "https"
+    return parts.hostname, port or (443 if ssl else 80), ssl
 
 
 def _as_lang(lang: Lang | str | None) -> Lang | None:

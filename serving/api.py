@@ -353,16 +353,20 @@ def next_best_action(
 
 
 @router.get("/healthz", tags=["ops"])
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["ops"], responses={503: {"description": "the database or the vector store is down"}})
+@router.get("/readyz", tags=["ops"], responses={503: {"description": "the database, vector store or Redis is down"}})
 def readyz(service: ServiceDep) -> Response:
-    """Ready to chat: the database and the vector store answer. The LLM is reported, not required (rules answer)."""
+    """Ready to chat: the database, the vector store and Redis (with replicas) answer; the LLM may be down."""
     checks = service.readiness()
-    ready = checks["database"] == "ok" and checks["vector_store"].startswith("ok")
+    ready = (
+        checks["database"] == "ok"
+        and checks["vector_store"].startswith("ok")
+        and checks["redis"] in ("ok", "in process")
+    )
     body = {
         "status": "ok" if ready else "unavailable",
         **checks,

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
+import psycopg
+import psycopg_pool
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -32,7 +34,7 @@ from serving import (
 from serving.api import router
 from serving.auth import TokenSigner, load_secret
 from serving.errors import retry_after_of, status_of
-from serving.limits import RateLimiter
+from serving.redis_limits import limiter_factory
 from serving.service import KefuService
 
 __all__ = ["create_app"]
@@ -89,9 +91,10 @@ def create_app(settings: Settings, *, service_factory: Callable[[Settings], Kefu
         description="Credentials, events and channels are explained in docs/channels.md.",
         lifespan=lifespan,
     )
-    app.state.key_limiter = RateLimiter(settings.rate_per_key_per_min, what="credential")
-    app.state.conversation_limiter = RateLimiter(settings.rate_per_conversation_per_min, what="conversation")
-    app.state.login_limiter = RateLimiter(10, what="login name")
+    limiter = limiter_factory(settings)  # shared by the replicas through Redis when redis_url is set
+    app.state.key_limiter = limiter(settings.rate_per_key_per_min, "credential")
+    app.state.conversation_limiter = limiter(settings.rate_per_conversation_per_min, "conversation")
+    app.state.login_limiter = limiter(10, "login name")
     app.include_router(router)
     app.include_router(conversations.router)
     app.include_router(console.router)
@@ -146,6 +149,8 @@ def create_app(settings: Settings, *, service_factory: Callable[[Settings], Kefu
 
     app.add_exception_handler(sql_exc.OperationalError, storage_busy)
     app.add_exception_handler(sqlite3.OperationalError, storage_busy)
+    app.add_exception_handler(psycopg.OperationalError, storage_busy)
+    app.add_exception_handler(psycopg_pool.PoolTimeout, storage_busy)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

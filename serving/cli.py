@@ -44,6 +44,8 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(dashboard_app, name="dashboard")
 app.add_typer(insights_app, name="insights")
+db_app = typer.Typer(help="The store's schema migrations (the server applies them at start-up).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console()
 
 
@@ -265,12 +267,14 @@ def prune(
     """
     import sqlite3
 
-    from graphs import sqlite_checkpointer
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from graphs.checkpoint import checkpointer_for, close_checkpointer
     from serving.service import prune_storage
 
     settings = Settings()
     engine = make_engine(settings.resolved_database_url)
-    saver = sqlite_checkpointer(settings.checkpoint_path, busy_timeout_s=settings.db_busy_timeout_s)
+    saver = checkpointer_for(settings)
     done = prune_storage(settings, saver, engine)
     console.print(
         f"deleted {done.superseded_checkpoints:,} superseded checkpoints and "
@@ -281,12 +285,56 @@ def prune(
         f"{settings.audit_retention_days:g} days; {done.conversation_logs:,} service-log conversations older than "
         f"{settings.analytics_retention_days:g} days"
     )
-    if vacuum:
+    if vacuum and settings.on_postgres:
+        from psycopg import Connection
+
+        # One database holds the store and the checkpoints; FULL gives the space back (it locks each table).
+        with Connection.connect(settings.libpq_url, autocommit=True) as connection:
+            connection.execute("VACUUM (FULL, ANALYZE)")
+        console.print("vacuumed")
+    elif vacuum and isinstance(saver, SqliteSaver):
         saver.conn.execute("VACUUM")
         if settings.resolved_database_url.startswith("sqlite:///"):
             with sqlite3.connect(settings.resolved_database_url.removeprefix("sqlite:///")) as connection:
                 connection.execute("VACUUM")
         console.print("vacuumed")
+    close_checkpointer(saver)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database (KEFU_DATABASE_URL) to the newest schema; safe while other replicas start."""
+    from core.migrations import current_revision, head_revision, upgrade
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url, migrate=False)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    console.print(f"database at {head} (head)" + ("" if before == head else f", was {before or 'unversioned'}"))
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the newest one this version of Kefu knows."""
+    from core.migrations import current_revision, head_revision
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url, migrate=False)
+    try:
+        revision = current_revision(engine)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if revision == head:
+        console.print(f"{revision} (head)")
+    else:
+        console.print(f"{revision or 'unversioned'} (head is {head}: run `kefu db upgrade`, or start the server)")
 
 
 @app.command()
@@ -474,7 +522,8 @@ def kb_ingest(
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise typer.BadParameter(f"no such file or folder: {', '.join(missing)}")
-    store = DocumentStore(Settings().kb_path / "chroma")
+    settings = Settings()
+    store = DocumentStore.for_kb(settings.kb_path, settings.chroma_url)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("ingesting", total=None)
 
@@ -515,7 +564,8 @@ def kb_query(
     from core.types import Sku
     from knowledge.documents import DocumentStore
 
-    hits = DocumentStore(Settings().kb_path / "chroma").search(
+    settings = Settings()
+    hits = DocumentStore.for_kb(settings.kb_path, settings.chroma_url).search(
         text, lang=lang, category=category, product=Sku(product) if product else None, limit=limit
     )
     if not hits:

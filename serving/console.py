@@ -221,6 +221,14 @@ def unredacted(handoff_id: HandoffIdPath, lead: LeadDep, service: ServiceDep, re
     return shown
 
 
+@router.post(
+    "/handoffs/next", response_model=QueueItem, responses={401: {}, 404: {"description": "no handoff is waiting"}}
+)
+def take_next(agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
+    """Take over the most urgent waiting handoff (the queue's order); two agents never get the same one."""
+    return queue_item(service.cluster.handoffs.take_next(service.human_desk, agent))
+
+
 @router.post("/handoffs/{handoff_id}/take", response_model=QueueItem, responses={401: {}, 404: {}, 409: {}})
 def take(handoff_id: HandoffIdPath, agent: AgentDep, service: ServiceDep) -> dict[str, Any]:
     """Take the conversation over: the bot goes silent and the customer is told a human joined."""

@@ -280,6 +280,7 @@ class HumanDesk:
         )
         log.info("handoff opened", extra={"handoff_id": handoff.id, "conversation_id": conversation_id})
         self.service.metrics.handoffs.inc()
+        self.service.cluster.handoffs.waiting(handoff)
         self.publish_queue()
         return handoff
 
@@ -335,6 +336,7 @@ class HumanDesk:
     def take(self, handoff_id: int, agent: AgentAccount) -> Handoff:
         """The agent owns the conversation from now; the bot is silent and the customer is told."""
         handoff = self.store.take_handoff(handoff_id, agent.id)
+        self.service.cluster.handoffs.gone(handoff.id)
         lang = self._lang(handoff)
         notice = _NOTICES["joined"][lang].format(agent=agent.name)
         self.service.write_desk_message(
@@ -375,6 +377,7 @@ class HumanDesk:
     def release(self, handoff_id: int, agent: AgentAccount) -> Handoff:
         """Hand the conversation back to the bot, which goes on from ``need_confirm`` with the whole history."""
         handoff = self.store.end_handoff(handoff_id, agent.id, HandoffStatus.RETURNED)
+        self.service.cluster.handoffs.gone(handoff.id)
         notice = _NOTICES["left"][self._lang(handoff)]
         self.service.write_desk_message(
             handoff.conversation_id,
@@ -396,6 +399,7 @@ class HumanDesk:
     def close(self, handoff_id: int, agent: AgentAccount) -> Handoff:
         """End the conversation; a later message starts a fresh session with the bot."""
         handoff = self.store.end_handoff(handoff_id, agent.id, HandoffStatus.CLOSED)
+        self.service.cluster.handoffs.gone(handoff.id)
         notice = _NOTICES["closed"][self._lang(handoff)]
         self.service.write_desk_message(
             handoff.conversation_id,

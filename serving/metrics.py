@@ -1,4 +1,4 @@
-"""Prometheus metrics: turns, latency by node, fallbacks, handoffs, intents, LLM calls and tokens.
+"""Prometheus metrics: turns, latency by node, fallbacks, handoffs, intents, LLM calls, tokens and endpoints.
 
 Each app has its own registry (several apps in one test process must not share counters);
 ``/metrics`` serves it in the text exposition format.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
@@ -38,6 +38,23 @@ class _LlmUsage(Collector):
         )
 
 
+class _LlmEndpoints(Collector):
+    """Reads the LLM endpoints' health at scrape time."""
+
+    def __init__(self, states: Callable[[], list[tuple[str, bool]]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        states = self._states()
+        yield GaugeMetricFamily(
+            "kefu_llm_endpoints_healthy", "LLM endpoints taking calls now", value=sum(up for _url, up in states)
+        )
+        each = GaugeMetricFamily("kefu_llm_endpoint_up", "1 while an LLM endpoint takes calls", labels=["endpoint"])
+        for url, up in states:
+            each.add_metric([url], float(up))
+        yield each
+
+
 class Metrics:
     """The app's metrics."""
 
@@ -64,6 +81,10 @@ class Metrics:
     def watch_llm(self, totals: Callable[[], tuple[int, int, int, int]]) -> None:
         """Export the LLM gateway's counters (calls, prompt and completion tokens, PII blocked)."""
         self.registry.register(_LlmUsage(totals))
+
+    def watch_endpoints(self, states: Callable[[], list[tuple[str, bool]]]) -> None:
+        """Export how many LLM endpoints are healthy, and each one's state (``states`` gives URL and up)."""
+        self.registry.register(_LlmEndpoints(states))
 
     def render(self) -> bytes:
         """The exposition text."""

@@ -11,10 +11,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+import psycopg_pool
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
@@ -25,9 +28,10 @@ from sqlalchemy import exc as sql_exc
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
+from agent.endpoints import EndpointPool
 from agent.intent_engine import IntentEngine, Ranker
 from agent.intents import load_or_train
-from agent.llm import LlmGateway, make_chat_model
+from agent.llm import LlmGateway
 from agent.pii import PiiRedactor, restore
 from agent.policy import Policy
 from agent.slots import CatalogMatcher
@@ -35,19 +39,20 @@ from core.context import SupportContext
 from core.db import AccessAuditRow, ConversationLogRow, InboundMessageRow, TurnAuditRow, VaultEntryRow, make_engine
 from core.desk import DeskStore
 from core.embeddings import sentence_encoder
-from core.errors import BackendError, InvalidInputError, NotFoundError
+from core.errors import BackendError, ConfigError, InvalidInputError, NotFoundError
 from core.seed import seed
 from core.settings import Settings
 from core.store import SqlStore
 from core.types import Channel, ConversationId, CustomerId, Lang, NextBestAction, TurnAudit
 from core.vault import PiiVault
-from graphs import AgentDeps, build_graph, sqlite_checkpointer, warm_up
-from graphs.checkpoint import prune_checkpoints
+from graphs import AgentDeps, build_graph, warm_up
+from graphs.checkpoint import Checkpointer, checkpointer_for, close_checkpointer, prune_checkpoints
 from insights.experiments import Experiments
 from insights.profile import Insights
 from insights.questions import unanswered_reason
 from insights.turns import fallback_kind
 from knowledge import DEMO_DOCS, DEMO_TRIPLES, KnowledgeBase
+from serving.cluster import Cluster
 from serving.desk import HUMAN_PREFIX, HumanDesk, message_role
 from serving.errors import StorageUnavailableError
 from serving.hub import EventHub
@@ -62,8 +67,14 @@ log = logging.getLogger(__name__)
 
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
-_STORAGE_ERRORS = (sqlite3.OperationalError, sql_exc.OperationalError)
-"""A locked, missing or unreadable database, from the checkpointer (sqlite3) or the store (SQLAlchemy)."""
+_STORAGE_ERRORS = (
+    sqlite3.OperationalError,
+    sql_exc.OperationalError,
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+)
+"""A locked, missing or unreachable database, from the checkpointer (sqlite3, psycopg and its pool) or the
+store (SQLAlchemy)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,8 @@ class StoragePrune:
     """Conversations inactive for longer than the retention, deleted whole."""
     expired_checkpoints: int
     checkpoint_writes: int
+    checkpoint_values: int
+    """Channel values no kept checkpoint refers to (PostgreSQL keeps them apart from checkpoints)."""
     answers: int
     """Stored answers to message ids (replayed on retries), older than the retention."""
     turn_audits: int
@@ -131,7 +144,7 @@ class StoragePrune:
 
 
 def prune_storage(
-    settings: Settings, saver: SqliteSaver, engine: Engine, *, now: datetime | None = None
+    settings: Settings, saver: Checkpointer, engine: Engine, *, now: datetime | None = None
 ) -> StoragePrune:
     """Bound what conversations store: latest checkpoint only, and each kind of record kept only as long as allowed.
 
@@ -141,7 +154,7 @@ def prune_storage(
     message (``question``) but keep the decision. After ``settings.audit_retention_days`` the turn
     audits and the access audit go; after ``settings.analytics_retention_days`` the text-free service
     log (``conversation_log``, by its last activity) goes. Safe while turns run. ``kefu prune`` can
-    call it with ``sqlite_checkpointer(settings.checkpoint_path)`` and ``make_engine(...)``.
+    call it with ``checkpointer_for(settings)`` and ``make_engine(...)``.
 
     Args:
         settings: Where the retention period comes from.
@@ -182,6 +195,7 @@ def prune_storage(
         expired_conversations=len(checkpoints.expired_conversations),
         expired_checkpoints=checkpoints.expired_checkpoints,
         checkpoint_writes=checkpoints.writes,
+        checkpoint_values=checkpoints.blobs,
         answers=_rowcount(answers),
         turn_audits=_rowcount(audits),
         questions=_rowcount(questions),
@@ -208,6 +222,8 @@ class KefuService:
     vault: PiiVault
     llm_server: LlamaServer | None = None
     llm_base_url: str | None = None
+    llm_endpoints: EndpointPool | None = None
+    """The LLM endpoints with their health; None with a chat model given directly or rules only."""
     knowledge: KnowledgeBase | None = None
     """None when the knowledge base failed to open: the knowledge tools then say so and offer a human."""
     policy: Policy = field(default_factory=Policy)
@@ -215,10 +231,10 @@ class KefuService:
     """Fills the LLM server's prompt cache after start-up."""
     deps: AgentDeps | None = None
     gateway: LlmGateway | None = None
-    hub: EventHub = field(default_factory=EventHub)
-    """Live events to customers' sockets and agents' consoles."""
+    cluster: Cluster = field(default_factory=Cluster.local)
+    """What replicas share: live events (``hub``), turn locks, the handoff queue; in process without Redis."""
     metrics: Metrics = field(default_factory=Metrics)
-    checkpointer: SqliteSaver | None = None
+    checkpointer: Checkpointer | None = None
     """The conversations' checkpointer, which ``prune`` bounds; None for a graph built elsewhere."""
     insights: Insights | None = None
     """Customer features, segments and churn/repurchase scores; None for a service built without them."""
@@ -226,8 +242,6 @@ class KefuService:
     """A/B experiments from ``settings.experiments_file``; each turn runs under its customer's variant."""
     _desk: HumanDesk | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
-    _locks: dict[str, threading.Lock] = field(default_factory=dict)
-    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(
@@ -251,26 +265,30 @@ class KefuService:
             VaultKeyError: no vault key is configured, or it does not open the existing vault.
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(
+            settings.resolved_database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
         _limit_busy_wait(engine, settings.db_busy_timeout_s)
         vault = PiiVault.from_settings(engine, settings)  # before anything slow: a key problem fails fast
         vault.purge_expired()
         if seed_demo:
             seed(engine)
         server: LlamaServer | None = None
-        base_url = settings.llm_base_url
+        urls = settings.endpoints
         model = chat_model
         if model is None and use_llm:
-            if settings.llm_backend == "llamacpp" and not base_url:
+            if settings.llm_backend == "llamacpp" and not urls:
                 server = LlamaServer.from_settings(settings, resolve_model(settings.cache_dir, settings.llm_model))
                 try:
                     server.start()
-                    base_url = server.base_url
+                    urls = [server.base_url]
                 except BackendError as exc:
                     log.error("LLM server did not start; answering with rules only: %s", exc)
                     server = None
-            if base_url:
-                model = make_chat_model(settings, base_url)
+            if urls:
+                model = EndpointPool.from_settings(settings, urls)
+        endpoints = model if isinstance(model, EndpointPool) else None
+        base_url = ", ".join(endpoints.urls) if endpoints is not None else settings.llm_base_url
         store = SqlStore(engine)
         knowledge = _open_knowledge(settings, store)
         products = store.product_names()
@@ -292,20 +310,23 @@ class KefuService:
             catalog=CatalogMatcher(products),
             experiments=experiments,
         )
-        checkpointer = sqlite_checkpointer(settings.checkpoint_path, busy_timeout_s=settings.db_busy_timeout_s)
+        checkpointer = checkpointer_for(settings)
         graph = build_graph(deps, checkpointer)
         warmer = None
         if server is not None:
             # Only a server we just started has a cold prompt cache; warm it without delaying start-up.
             warmer = threading.Thread(target=warm_up, args=(deps,), name="kefu-warm-up", daemon=True)
             warmer.start()
+        cluster = Cluster.from_settings(settings, DeskStore(engine))
         service = cls(
             settings=settings,
+            cluster=cluster,
             store=store,
             graph=graph,
             vault=vault,
             llm_server=server,
             llm_base_url=base_url,
+            llm_endpoints=endpoints,
             knowledge=knowledge,
             policy=policy,
             warm_up_thread=warmer,
@@ -325,6 +346,9 @@ class KefuService:
             service.metrics.watch_llm(
                 lambda: (gateway.calls, gateway.prompt_tokens, gateway.completion_tokens, gateway.pii_blocked)
             )
+        if endpoints is not None:
+            endpoints.start_health_checks()
+            service.metrics.watch_endpoints(lambda: [(state.url, state.up) for state in endpoints.states()])
         return service
 
     @property
@@ -348,8 +372,8 @@ class KefuService:
         self.human_desk.outbound[channel] = send
 
     def readiness(self) -> dict[str, str]:
-        """Each dependency's state: ``database`` and ``vector_store`` must be ``ok``; the LLM may be down."""
-        checks: dict[str, str] = {}
+        """Each dependency's state: ``database``, ``vector_store``, ``redis`` (if used) must be ``ok``; not the LLM."""
+        checks: dict[str, str] = {"redis": self.cluster.health()}
         try:
             with self.store.engine.connect() as connection:
                 connection.execute(sql_text("SELECT 1"))
@@ -368,9 +392,26 @@ class KefuService:
         elif self.llm_server is not None and self.llm_server.pid is None:
             checks["llm"] = "down (rule-based replies)"
         else:
-            checks["llm"] = "ok" if self.gateway.available else "cooling down after a failure (rule-based replies)"
+            checks.update(self._llm_readiness(self.gateway))
         checks["prompt_cache"] = self.prompt_cache
         return checks
+
+    def _llm_readiness(self, gateway: LlmGateway) -> dict[str, str]:
+        """``llm`` (``ok (2/3 endpoints up)``) and, with endpoints, ``llm_endpoints`` (each one up or down)."""
+        endpoints = self.llm_endpoints
+        if endpoints is None:
+            return {"llm": "ok" if gateway.available else "cooling down after a failure (rule-based replies)"}
+        states = endpoints.states()
+        up = sum(state.up for state in states)
+        count = f"{up}/{len(states)} endpoints up"
+        if up == 0:
+            llm = f"down: {count} (rule-based replies)"
+        elif not gateway.available:
+            llm = f"cooling down after a failure, {count} (rule-based replies)"
+        else:
+            llm = f"ok ({count})"
+        each = ", ".join(f"{state.url} {'up' if state.up else 'down'}" for state in states)
+        return {"llm": llm, "llm_endpoints": each}
 
     @property
     def prompt_cache(self) -> str:
@@ -383,10 +424,10 @@ class KefuService:
         """Prune stored conversations now (see ``prune_storage``); the server also does it every ``prune_interval_s``.
 
         Raises:
-            RuntimeError: the service has no SQLite checkpointer to prune.
+            RuntimeError: the service has no checkpointer of Kefu's to prune.
         """
         if self.checkpointer is None:
-            raise RuntimeError("this service was built without Kefu's SQLite checkpointer")
+            raise RuntimeError("this service was built without Kefu's checkpointer")
         return prune_storage(self.settings, self.checkpointer, self.store.engine, now=now)
 
     def _prune_periodically(self) -> None:
@@ -397,15 +438,29 @@ class KefuService:
                 log.exception("pruning stored conversations failed; retrying in %.0f s", self.settings.prune_interval_s)
 
     def close(self) -> None:
-        """Stop the periodic pruning and the LLM server this service started."""
+        """Stop the periodic pruning, the shared parts' threads (Redis) and the LLM server this service started."""
         self._stop.set()
+        self.cluster.close()
+        if self.llm_endpoints is not None:
+            self.llm_endpoints.close()
         if self.llm_server is not None:
             self.llm_server.stop()
             self.llm_server = None
+        if self.checkpointer is not None:
+            close_checkpointer(self.checkpointer)
 
-    def _lock(self, conversation_id: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(conversation_id, threading.Lock())
+    @property
+    def hub(self) -> EventHub:
+        """Live events to customers' sockets and agents' consoles (through Redis with several replicas)."""
+        return self.cluster.hub
+
+    def _lock(self, conversation_id: str) -> AbstractContextManager[object]:
+        """One turn or desk write of a conversation at a time, across replicas with Redis.
+
+        Raises:
+            TurnLockError: with Redis, the conversation stayed busy too long or Redis is unreachable (503).
+        """
+        return self.cluster.locks.hold(conversation_id)
 
     def _check(self, conversation_id: str, customer_id: str) -> dict[str, Any]:
         if not _CONVERSATION_ID.match(conversation_id):
@@ -460,7 +515,7 @@ class KefuService:
     def _reset_checkpointer(self) -> None:
         """End a transaction a failed checkpoint write left open, so later reads see the database as it is."""
         saver = self.checkpointer
-        if saver is None:
+        if not isinstance(saver, SqliteSaver):  # PostgreSQL's pool rolls back a connection handed back broken
             return
         with saver.lock:
             if saver.conn.in_transaction:
@@ -766,12 +821,22 @@ def _limit_busy_wait(engine: Engine, seconds: float) -> None:
 
 
 def _open_knowledge(settings: Settings, store: SqlStore) -> KnowledgeBase | None:
-    """Open the knowledge base, ingesting the configured documents; None (logged) if it cannot open."""
+    """Open the knowledge base, ingesting the configured documents; None (logged) if it cannot open.
+
+    Raises:
+        ConfigError: a malformed ``chroma_url`` (a setting to fix, not a server to wait for).
+    """
     docs = [DEMO_DOCS] if settings.kb_docs is None else settings.kb_docs
     try:
         return KnowledgeBase.open(
-            settings.kb_path, store.list_products(), doc_paths=docs, triples=settings.kb_triples or DEMO_TRIPLES
+            settings.kb_path,
+            store.list_products(),
+            doc_paths=docs,
+            triples=settings.kb_triples or DEMO_TRIPLES,
+            chroma_url=settings.chroma_url,
         )
+    except ConfigError:
+        raise
     except Exception:  # a broken vector store must not stop the agent: the tools say it is unavailable
         log.exception("knowledge base unavailable, answering without it")
         return None

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from langchain_core.tools import tool
 
-from core.errors import InvalidInputError, NotFoundError
+from core.errors import BackendError, InvalidInputError, NotFoundError
 from core.ports import KnowledgePort
 from core.types import Lang, Sku
 from tools._runtime import SupportRuntime, dumps
@@ -24,12 +24,13 @@ __all__ = ["compare_products", "recommend_products", "search_knowledge"]
 _CJK: Final = re.compile(r"[\u4e00-\u9fff]")
 _PASSAGES: Final = 3
 _HISTORY_ORDERS: Final = 20
+_UNAVAILABLE: Final = "The knowledge base is not available right now; offer a human colleague."
 
 
 def _knowledge(runtime: SupportRuntime) -> KnowledgePort:
     knowledge = runtime.context.knowledge
     if knowledge is None:
-        raise ToolError("The knowledge base is not available right now; offer a human colleague.")
+        raise ToolError(_UNAVAILABLE)
     return knowledge
 
 
@@ -57,9 +58,12 @@ def search_knowledge(
     query = query.strip()
     if not query:
         raise ToolError("Give the question to search for.")
-    passages = _knowledge(runtime).search(
-        query, category=category or None, product=Sku(product) if product else None, limit=_PASSAGES
-    )
+    try:
+        passages = _knowledge(runtime).search(
+            query, category=category or None, product=Sku(product) if product else None, limit=_PASSAGES
+        )
+    except BackendError as exc:  # a Chroma server that went away after start-up
+        raise ToolError(_UNAVAILABLE) from exc
     artifact = {
         "passages": [
             passage.model_dump(mode="json", include={"id", "source", "title", "text", "score"}) for passage in passages

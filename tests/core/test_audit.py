@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -16,8 +16,8 @@ T0 = datetime(2026, 11, 1, 12, 0)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+def engine(make_database_url: Callable[..., str]) -> Engine:
+    return make_engine(make_database_url())
 
 
 @pytest.fixture

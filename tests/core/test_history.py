@@ -12,6 +12,7 @@ import doctest
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -44,8 +45,8 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('history') / 'k.db'}")
+def demo(make_database_url: Callable[..., str]) -> Demo:
+    engine = make_engine(make_database_url())
     seed(engine)
     with Session(engine) as session:
         customers = list(session.scalars(select(CustomerRow).order_by(CustomerRow.id)))

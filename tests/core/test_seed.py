@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,15 @@ from core.types import CustomerId, Lang, OrderId, OrderStatus, TicketKind, Ticke
 _UNSHIPPED = {OrderStatus.PENDING_PAYMENT.value, OrderStatus.PAID.value, OrderStatus.CANCELLED.value}
 
 
-def _engine(path: Path) -> Engine:
-    return make_engine(f"sqlite:///{path}")
+@pytest.fixture(scope="module")
+def new_engine(make_database_url: Callable[..., str]) -> Callable[[], Engine]:
+    """Engines on new, empty databases of the module's backend."""
+    return lambda: make_engine(make_database_url())
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, SeedSummary]:
-    engine = _engine(tmp_path_factory.mktemp("seed") / "k.db")
+def seeded(new_engine: Callable[[], Engine]) -> tuple[Engine, SeedSummary]:
+    engine = new_engine()
     return engine, seed(engine)
 
 
@@ -134,8 +137,8 @@ def test_recent_orders_are_open_and_old_ones_settled(seeded: tuple[Engine, SeedS
     assert Counter(old).most_common(1)[0][0] == OrderStatus.DELIVERED.value
 
 
-def test_seed_is_deterministic(tmp_path: Path) -> None:
-    first, second = _engine(tmp_path / "a.db"), _engine(tmp_path / "b.db")
+def test_seed_is_deterministic(new_engine: Callable[[], Engine]) -> None:
+    first, second = new_engine(), new_engine()
     assert seed(first) == seed(second)
     assert _order_tuples(first) == _order_tuples(second)
     assert _product_tuples(first) == _product_tuples(second)
@@ -145,16 +148,16 @@ def test_seed_is_deterministic(tmp_path: Path) -> None:
         assert customers_a == customers_b
 
 
-def test_another_seed_value_gives_other_orders_but_the_same_catalog(tmp_path: Path) -> None:
-    first, second = _engine(tmp_path / "a.db"), _engine(tmp_path / "b.db")
+def test_another_seed_value_gives_other_orders_but_the_same_catalog(new_engine: Callable[[], Engine]) -> None:
+    first, second = new_engine(), new_engine()
     seed(first)
     seed(second, seed_value=7)
     assert _order_tuples(first) != _order_tuples(second)
     assert _product_tuples(first) == _product_tuples(second)
 
 
-def test_seed_is_idempotent_and_reset_recreates(tmp_path: Path) -> None:
-    engine = _engine(tmp_path / "k.db")
+def test_seed_is_idempotent_and_reset_recreates(new_engine: Callable[[], Engine]) -> None:
+    engine = new_engine()
     summary = seed(engine)
     before = _order_tuples(engine)
     again = seed(engine)
@@ -225,7 +228,7 @@ def test_catalog_is_searchable(seeded: tuple[Engine, SeedSummary], query: str) -
 def test_seeding_is_fast(tmp_path: Path) -> None:
     import time
 
-    engine = _engine(tmp_path / "k.db")
+    engine = make_engine(f"sqlite:///{tmp_path / 'k.db'}")
     started = time.perf_counter()
     seed(engine)
     assert time.perf_counter() - started < 5.0

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,10 +60,8 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[Env]:
-    path = tmp_path_factory.mktemp("segments") / "kefu.db"
-    shutil.copy(seeded_db, path)
-    engine = make_engine(f"sqlite:///{path}")
+def env(make_database_url: Callable[..., str]) -> Iterator[Env]:
+    engine = make_engine(make_database_url(seeded=True))
     yield Env(SqlStore(engine), PiiVault(engine, [generate_key()], timedelta(days=30)), PiiRedactor(taggers=()))
     engine.dispose()
 

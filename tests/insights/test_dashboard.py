@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,8 +194,8 @@ def _fill(engine: Engine) -> None:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('dash') / 'kefu.db'}")
+def engine(make_database_url: Callable[..., str]) -> Iterator[Engine]:
+    engine = make_engine(make_database_url())
     _fill(engine)
     yield engine
     engine.dispose()
@@ -326,8 +325,8 @@ def test_a_channel_filter(engine: Engine, encoder: SentenceEncoder) -> None:
     assert app.pickup.handoffs == 0  # every handoff row in the store came from the web
 
 
-def test_an_empty_store_reads_no_data(tmp_path: Path, encoder: SentenceEncoder) -> None:
-    empty = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+def test_an_empty_store_reads_no_data(make_database_url: Callable[..., str], encoder: SentenceEncoder) -> None:
+    empty = make_engine(make_database_url())
     window = resolve_window(empty, today=date(2026, 5, 10))
     assert (window.since, window.until) == (date(2026, 4, 11), date(2026, 5, 11))
     result = build_summary(empty, window, segments={}, encoder=encoder)

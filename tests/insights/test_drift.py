@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -85,8 +85,8 @@ def _fill(engine: Engine) -> None:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('drift') / 'kefu.db'}")
+def engine(make_database_url: Callable[..., str]) -> Iterator[Engine]:
+    engine = make_engine(make_database_url())
     _fill(engine)
     yield engine
     engine.dispose()
@@ -182,10 +182,12 @@ def test_no_alert_no_proposals(engine: Engine, encoder: SentenceEncoder) -> None
     assert report.alerts == [] and report.proposals == [] and proposal_lines(report) == []
 
 
-def test_the_seeded_demo_store_drifts_in_its_last_days(seeded_db: Path, encoder: SentenceEncoder) -> None:
+def test_the_seeded_demo_store_drifts_in_its_last_days(
+    make_database_url: Callable[..., str], encoder: SentenceEncoder
+) -> None:
     from insights.turns import resolve_window
 
-    engine = make_engine(f"sqlite:///{seeded_db}")
+    engine = make_engine(make_database_url(seeded=True))
     window = resolve_window(engine)
     report = drift_report(load_turns(engine, window), window.days, POLICY, encoder)
     engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -220,8 +220,8 @@ START = datetime(2026, 10, 1, 9, 0)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'log.db'}")
+def engine(make_database_url: Callable[..., str]) -> Iterator[Engine]:
+    engine = make_engine(make_database_url())
     yield engine
     engine.dispose()
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,11 +22,9 @@ NEW = "C9001"
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[Engine]:
+def engine(make_database_url: Callable[..., str]) -> Iterator[Engine]:
     """A private copy of the seeded demo store, plus one hand-made customer."""
-    path = tmp_path_factory.mktemp("features") / "kefu.db"
-    shutil.copy(seeded_db, path)
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(make_database_url(seeded=True))
     _add_hand_made_customer(engine)
     yield engine
     engine.dispose()

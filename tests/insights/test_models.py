@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,10 +29,8 @@ Trained = dict[str, tuple[Dataset, Split, ScoreModel]]
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[Engine]:
-    path = tmp_path_factory.mktemp("models") / "kefu.db"
-    shutil.copy(seeded_db, path)
-    engine = make_engine(f"sqlite:///{path}")
+def engine(make_database_url: Callable[..., str]) -> Iterator[Engine]:
+    engine = make_engine(make_database_url(seeded=True))
     yield engine
     engine.dispose()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +18,9 @@ from insights.timeline import History
 
 
 @pytest.fixture(scope="module")
-def table(seeded_db: Path) -> FeatureTable:
+def table(make_database_url: Callable[..., str]) -> FeatureTable:
     """Every demo customer's features just after the store's latest activity."""
-    engine = make_engine(f"sqlite:///{seeded_db}")
+    engine = make_engine(make_database_url(seeded=True))
     history = History.load(engine)
     engine.dispose()
     return features_at(history, history.latest_datetime() + timedelta(seconds=1))

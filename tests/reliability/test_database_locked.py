@@ -49,6 +49,7 @@ def _customer_texts(client: httpx.Client, conversation: str) -> list[str]:
     return [m["text"] for m in response.json()["messages"] if m["role"] == "customer"]
 
 
+@pytest.mark.sqlite_only  # SQLite's file locks; PostgreSQL locks rows, and waits
 @pytest.mark.parametrize("database", ["conversations.sqlite", "kefu.db"])
 def test_a_locked_database_gives_503_and_the_same_message_then_goes_through_once(
     live_server: str, api_key: str, settings: Settings, database: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,16 +63,23 @@ def _login(client: TestClient, user: str) -> TestClient:
 
 @pytest.fixture(scope="module")
 def world(
-    tmp_path_factory: pytest.TempPathFactory, seeded_db: Path, seeded_kb: Path, intent_model: IntentModel
+    tmp_path_factory: pytest.TempPathFactory,
+    make_database_url: Callable[..., str],
+    seeded_kb: Path,
+    intent_model: IntentModel,
 ) -> Iterator[World]:
     """The real app (rules only); C0002 handed off a conversation that holds a phone number and an e-mail."""
     root = tmp_path_factory.mktemp("audit")
     data_dir = root / "var"
     data_dir.mkdir()
-    shutil.copy(seeded_db, data_dir / "kefu.db")
+    database_url = make_database_url(seeded=True)
     shutil.copytree(seeded_kb, data_dir / "kb")
     settings = Settings(  # type: ignore[call-arg]
-        data_dir=data_dir, cache_dir=root / "cache", vault_key=SecretStr(generate_key()), _env_file=None
+        data_dir=data_dir,
+        cache_dir=root / "cache",
+        vault_key=SecretStr(generate_key()),
+        database_url=database_url,
+        _env_file=None,
     )
     app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False, intent_model=intent_model))
     with TestClient(app) as client:
@@ -213,6 +220,7 @@ def test_kefu_audit_prints_the_filtered_table(world: World, monkeypatch: pytest.
     world.agent.get(f"/v1/console/handoffs/{world.handoff_id}")
     world.lead.get(f"/v1/console/handoffs/{world.handoff_id}/unredacted")
     monkeypatch.setenv("KEFU_DATA_DIR", str(world.settings.data_dir))
+    monkeypatch.setenv("KEFU_DATABASE_URL", world.settings.resolved_database_url)
     monkeypatch.setenv("KEFU_VAULT_KEY", generate_key())
     monkeypatch.setattr(kefu_cli.console, "width", 240)  # a whole row on one line, whatever the terminal
     runner = CliRunner()
@@ -241,6 +249,7 @@ def console_server(settings: Settings, api_key: str) -> Iterator[None]:
     yield
 
 
+@pytest.mark.sqlite_only  # a browser test
 def test_the_console_shows_a_lead_the_personal_data_on_request(
     console_server: None, api_key: str, live_server: str, browser: Browser, tmp_path: Path
 ) -> None:

@@ -19,6 +19,8 @@ from core.desk import DeskStore
 from core.settings import Settings
 from serving.auth import hash_password
 
+pytestmark = pytest.mark.sqlite_only  # the browser drives the UI; the database under it is tested elsewhere
+
 PASSWORD = "correct horse battery"
 
 

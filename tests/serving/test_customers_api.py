@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,16 +31,23 @@ T0 = datetime(2026, 10, 20, 9, 0)
 
 @pytest.fixture(scope="module")
 def client(
-    tmp_path_factory: pytest.TempPathFactory, seeded_db: Path, seeded_kb: Path, intent_model: IntentModel
+    tmp_path_factory: pytest.TempPathFactory,
+    make_database_url: Callable[..., str],
+    seeded_kb: Path,
+    intent_model: IntentModel,
 ) -> Iterator[TestClient]:
     """The real app (rules only) on one copy of the seeded store for the whole module."""
     root = tmp_path_factory.mktemp("customers")
     data_dir = root / "var"
     data_dir.mkdir()
-    shutil.copy(seeded_db, data_dir / "kefu.db")
+    database_url = make_database_url(seeded=True)
     shutil.copytree(seeded_kb, data_dir / "kb")
     settings = Settings(  # type: ignore[call-arg]
-        data_dir=data_dir, cache_dir=root / "cache", vault_key=SecretStr(generate_key()), _env_file=None
+        data_dir=data_dir,
+        cache_dir=root / "cache",
+        vault_key=SecretStr(generate_key()),
+        database_url=database_url,
+        _env_file=None,
     )
     app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False, intent_model=intent_model))
     with TestClient(app) as test_client:

@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -63,12 +63,15 @@ def _login(client: TestClient, user: str) -> TestClient:
 
 @pytest.fixture(scope="module")
 def world(
-    tmp_path_factory: pytest.TempPathFactory, seeded_db: Path, seeded_kb: Path, intent_model: IntentModel
+    tmp_path_factory: pytest.TempPathFactory,
+    make_database_url: Callable[..., str],
+    seeded_kb: Path,
+    intent_model: IntentModel,
 ) -> Iterator[World]:
     root = tmp_path_factory.mktemp("dashboard")
     data_dir = root / "var"
     data_dir.mkdir()
-    shutil.copy(seeded_db, data_dir / "kefu.db")
+    database_url = make_database_url(seeded=True)
     shutil.copytree(seeded_kb, data_dir / "kb")
     # A long retention: the start-up prune (on the real clock) must not clear the demo's questions.
     settings = Settings(  # type: ignore[call-arg]
@@ -76,6 +79,7 @@ def world(
         cache_dir=root / "cache",
         vault_key=SecretStr(generate_key()),
         retention_days=3650,
+        database_url=database_url,
         _env_file=None,
     )
     app = create_app(settings, service_factory=lambda s: KefuService.start(s, use_llm=False, intent_model=intent_model))
@@ -275,6 +279,7 @@ def test_the_dashboard_page_is_served(world: World) -> None:
 
 def test_kefu_dashboard_drift(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEFU_DATA_DIR", str(world.settings.data_dir))
+    monkeypatch.setenv("KEFU_DATABASE_URL", world.settings.resolved_database_url)
     out = tmp_path / "proposals.jsonl"
     result = CliRunner().invoke(cli, ["dashboard", "drift", "--proposals", str(out), "--fail-on-alert"])
     assert result.exit_code == 3, result.output

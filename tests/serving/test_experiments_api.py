@@ -173,6 +173,8 @@ def test_the_report_api_needs_an_api_key(client: TestClient, api_key: str) -> No
 def test_the_cli_prints_the_report(experiments_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEFU_DATA_DIR", str(experiments_settings.data_dir))
     monkeypatch.setenv("KEFU_EXPERIMENTS_FILE", str(EXAMPLE))
+    if experiments_settings.database_url:
+        monkeypatch.setenv("KEFU_DATABASE_URL", experiments_settings.database_url)
     runner = CliRunner()
     as_json = runner.invoke(cli_app, ["experiments", "report", "--json"])
     assert as_json.exit_code == 0, as_json.output

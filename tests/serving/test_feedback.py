@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +37,22 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop(
-    tmp_path_factory: pytest.TempPathFactory, seeded_db: Path, seeded_kb: Path, intent_model: IntentModel
+    tmp_path_factory: pytest.TempPathFactory,
+    make_database_url: Callable[..., str],
+    seeded_kb: Path,
+    intent_model: IntentModel,
 ) -> Iterator[Shop]:
     """One app for the module; C0001 talked in ``fb-wang``, C0002 in ``fb-emma``."""
     data_dir = tmp_path_factory.mktemp("feedback") / "var"
     data_dir.mkdir()
-    shutil.copy(seeded_db, data_dir / "kefu.db")
+    database_url = make_database_url(seeded=True)
     shutil.copytree(seeded_kb, data_dir / "kb")
     settings = Settings(
-        data_dir=data_dir, cache_dir=data_dir.parent / "cache", vault_key=SecretStr(generate_key()), _env_file=None
+        data_dir=data_dir,
+        cache_dir=data_dir.parent / "cache",
+        vault_key=SecretStr(generate_key()),
+        database_url=database_url,
+        _env_file=None,
     )
     engine = make_engine(settings.resolved_database_url)
     api_key, _ = create_api_key(DeskStore(engine), "feedback", Channel.APP)

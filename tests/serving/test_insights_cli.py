@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,14 @@ from serving.cli import app
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[Path]:
-    """A data directory with a copy of the seeded demo store, which ``KEFU_DATA_DIR`` points at."""
+def data_dir(tmp_path_factory: pytest.TempPathFactory, make_database_url: Callable[..., str]) -> Iterator[Path]:
+    """A data directory (``KEFU_DATA_DIR``) and a copy of the seeded demo store (``KEFU_DATABASE_URL``)."""
     root = tmp_path_factory.mktemp("insights-cli")
     (root / "var").mkdir()
-    shutil.copy(seeded_db, root / "var" / "kefu.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("KEFU_DATA_DIR", str(root / "var"))
+        patch.setenv("KEFU_DATABASE_URL", make_database_url(seeded=True))
         patch.setenv("KEFU_CACHE_DIR", str(root / "cache"))
         patch.delenv("KEFU_INSIGHTS_DIR", raising=False)
         yield root / "var"

@@ -13,7 +13,7 @@ the module.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,12 +70,15 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(
-    tmp_path_factory: pytest.TempPathFactory, seeded_db: Path, seeded_kb: Path, intent_model: IntentModel
+    tmp_path_factory: pytest.TempPathFactory,
+    make_database_url: Callable[..., str],
+    seeded_kb: Path,
+    intent_model: IntentModel,
 ) -> Iterator[Target]:
     """One app for the whole module, with rate limits out of the way, an API key and a console login."""
     data_dir = tmp_path_factory.mktemp("fuzz") / "var"
     data_dir.mkdir()
-    shutil.copy(seeded_db, data_dir / "kefu.db")
+    database_url = make_database_url(seeded=True)
     shutil.copytree(seeded_kb, data_dir / "kb")
     settings = Settings(
         data_dir=data_dir,
@@ -83,6 +86,7 @@ def target(
         vault_key=SecretStr(generate_key()),
         rate_per_key_per_min=1_000_000,
         rate_per_conversation_per_min=1_000_000,
+        database_url=database_url,
         _env_file=None,
     )
     engine = make_engine(settings.resolved_database_url)

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from core.db import ConversationLogRow, make_engine
 from core.settings import Settings
 
+pytestmark = pytest.mark.sqlite_only  # the browser drives the UI; the database under it is tested elsewhere
+
 
 @pytest.fixture
 def page(browser: Browser, live_server: str) -> Iterator[Page]:
