@@ -1,8 +1,9 @@
-"""Real servers on loopback for tests and the cluster soak: PostgreSQL, Redis and nginx from Debian.
+"""Real servers on loopback for tests and the cluster soak: PostgreSQL, Redis and nginx from Debian, Chroma.
 
 Each class starts one server process on a free ``127.0.0.1`` port in a private temporary folder and
 stops it (and deletes the folder) on ``stop``, or at the end of a ``with`` block. They run the
-Debian packages' binaries (``make services`` installs them); ``missing()`` says which are absent.
+Debian packages' binaries (``make services`` installs them; ``missing()`` says which are absent),
+and ``chroma run`` from the virtualenv (chromadb's own server).
 
 PostgreSQL refuses to run as root: as root, the server runs as the ``postgres`` user the Debian
 package creates, in a folder that user owns (pytest's temporary folders are private to root).
