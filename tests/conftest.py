@@ -41,7 +41,7 @@ from serving.app import create_app
 from serving.auth import create_api_key
 from serving.llm_server import free_port
 from serving.service import KefuService
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, loopback_only
 
 DATABASES = ("sqlite", "postgresql")
 _BOTH_DATABASES = frozenset({"core", "graphs", "serving", "insights", "reliability"})
@@ -250,6 +250,12 @@ def _no_real_model_calls(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
         raise AssertionError("a unit test tried to call a real LLM; use tests.fakes.ScriptedChatModel")
 
     monkeypatch.setattr("langchain_openai.ChatOpenAI._generate", refuse)
+
+
+@pytest.fixture
+def loopback_llm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let ChatOpenAI reach 127.0.0.1 (the fake LLM endpoint), and nothing else."""
+    monkeypatch.setattr("langchain_openai.ChatOpenAI._generate", loopback_only)
 
 
 @pytest.fixture

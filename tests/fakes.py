@@ -12,6 +12,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolCall
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_openai import ChatOpenAI
 from pydantic import Field
 
 from agent.intents import Ranked
@@ -130,3 +131,14 @@ def ambiguous(first: str, second: str, third: str = "chitchat") -> list[tuple[st
 def lost(first: str = "chitchat", second: str = "product_inquiry") -> list[tuple[str, float]]:
     """A ranking that stays unsure without an LLM (top 0.3)."""
     return [(first, 0.30), (second, 0.28), ("greeting", 0.22), ("out_of_scope", 0.20)]
+
+
+_REAL_GENERATE = ChatOpenAI._generate  # taken at import, before the autouse fixture replaces it per test
+
+
+def loopback_only(self: ChatOpenAI, *args: Any, **kwargs: Any) -> Any:
+    """``ChatOpenAI._generate`` that reaches only a fake LLM on 127.0.0.1 (``evals.fake_llm``), nothing else."""
+    base = str(self.openai_api_base or "")
+    if not base.startswith("http://127.0.0.1:"):
+        raise AssertionError(f"only the loopback fake LLM may be called here, not {base!r}")
+    return _REAL_GENERATE(self, *args, **kwargs)

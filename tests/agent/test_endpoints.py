@@ -15,7 +15,6 @@ import httpx
 import openai
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from agent.endpoints import EndpointPool, EndpointsDown
@@ -144,20 +143,10 @@ def test_a_pool_needs_distinct_endpoints() -> None:
 
 # ------------------------------------------------------------------------------------ over real HTTP
 
-_REAL_GENERATE = ChatOpenAI._generate  # taken at import, before the autouse fixture replaces it per test
-
-
-def _loopback_only(self: ChatOpenAI, *args: Any, **kwargs: Any) -> Any:
-    base = str(self.openai_api_base or "")
-    if not base.startswith("http://127.0.0.1:"):
-        raise AssertionError(f"only the loopback fake LLM may be called here, not {base!r}")
-    return _REAL_GENERATE(self, *args, **kwargs)
-
 
 @pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeLlm]]:
+def fakes(loopback_llm: None) -> Iterator[list[FakeLlm]]:
     """Three fake LLM endpoints on loopback, reachable by ChatOpenAI in this test (and nothing else is)."""
-    monkeypatch.setattr(ChatOpenAI, "_generate", _loopback_only)
     servers = [FakeLlm(tool_every=0, foreign_every=0).start() for _ in range(3)]
     yield servers
     for server in servers:

@@ -13,11 +13,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
-from langchain_openai import ChatOpenAI
 
 from agent.intents import IntentModel
 from agent.llm import make_chat_model
@@ -42,21 +40,6 @@ from serving.app import create_app
 from serving.llm_server import free_port
 from serving.service import KefuService
 from tools import ToolRegistry
-
-_REAL_GENERATE = ChatOpenAI._generate  # taken at import, before the autouse fixture replaces it per test
-
-
-def _loopback_only(self: ChatOpenAI, *args: Any, **kwargs: Any) -> Any:
-    base = str(self.openai_api_base or "")
-    if not base.startswith("http://127.0.0.1:"):
-        raise AssertionError(f"only the loopback fake LLM may be called here, not {base!r}")
-    return _REAL_GENERATE(self, *args, **kwargs)
-
-
-@pytest.fixture
-def loopback_llm(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let ChatOpenAI reach 127.0.0.1 (the fake), and nothing else."""
-    monkeypatch.setattr(ChatOpenAI, "_generate", _loopback_only)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 The run starts Kefu against ``FakeLlm`` on 127.0.0.1, over real HTTP. The suite's autouse fixture
 refuses every real ``ChatOpenAI`` call; these tests put the real transport back for loopback URLs
-only (``_loopback_only``), so nothing can reach a model outside this machine.
+only (``loopback_only``), so nothing can reach a model outside this machine.
 """
 
 from __future__ import annotations
@@ -41,26 +41,12 @@ from evals.pii_canaries import (
 )
 from evals.pii_leak import LeakReport, run_leak_test
 from serving.service import KefuService
+from tests.fakes import loopback_only
 from tools.registry import BUILTIN_TOOLS
 
 LEAK_CONVERSATIONS = 40
 """The full default run (600 conversations, ~1,800 turns) takes about 10 minutes on 2 cores:
 ``python -m evals.pii_leak``. The suite runs the first 40 of the same conversations (~45 s)."""
-
-_REAL_GENERATE = ChatOpenAI._generate  # taken at import, before the autouse fixture replaces it per test
-
-
-def _loopback_only(self: ChatOpenAI, *args: Any, **kwargs: Any) -> Any:
-    base = str(self.openai_api_base or "")
-    if not base.startswith("http://127.0.0.1:"):
-        raise AssertionError(f"only the loopback fake LLM may be called here, not {base!r}")
-    return _REAL_GENERATE(self, *args, **kwargs)
-
-
-@pytest.fixture
-def loopback_llm(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let ChatOpenAI reach 127.0.0.1 (the fake), and nothing else."""
-    monkeypatch.setattr(ChatOpenAI, "_generate", _loopback_only)
 
 
 @pytest.fixture
@@ -250,7 +236,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, intent_model: IntentModel) 
     """One run through the real graph and the real HTTP client, shared by the tests below."""
     settings = Settings(cache_dir=tmp_path_factory.mktemp("cache"), _env_file=None)  # type: ignore[call-arg]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ChatOpenAI, "_generate", _loopback_only)
+        patch.setattr(ChatOpenAI, "_generate", loopback_only)
         return run_leak_test(
             generate_conversations(LEAK_CONVERSATIONS),
             lambda s: KefuService.start(s, use_llm=True, intent_model=intent_model),

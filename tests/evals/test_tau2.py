@@ -42,16 +42,10 @@ from evals.tau2.run import SuiteResult, results_json, run_suite, run_trial
 from evals.tau2.score import Tau2Task, load_tasks, missing_info, reference_hash
 from evals.tau2.tools import TAU2_TOOLS, tau2_registry
 from evals.tau2.user import UserSimulator, format_scenario
+from tests.fakes import loopback_only
 from tools import PII_ARGS, ToolError
 
 DATA = Path(__file__).parent / "data" / "tau2_mini"
-_REAL_GENERATE = ChatOpenAI._generate  # taken at import, before the autouse fixture replaces it per test
-
-
-def _loopback_only(self: ChatOpenAI, *args: Any, **kwargs: Any) -> Any:
-    if not str(self.openai_api_base or "").startswith("http://127.0.0.1:"):
-        raise AssertionError("only the loopback fake LLM may be called here")
-    return _REAL_GENERATE(self, *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -446,7 +440,7 @@ def test_kefu_runs_a_task_and_the_email_placeholder_reaches_the_tool_as_the_real
     tasks: list[Tau2Task],
     customer: ScriptedEndpoint,
 ) -> None:
-    monkeypatch.setattr(ChatOpenAI, "_generate", _loopback_only)
+    monkeypatch.setattr(ChatOpenAI, "_generate", loopback_only)
     with Tau2FakeLlm(tool_every=0, foreign_every=0) as fake:
         intent_model.save(tmp_path / "intents")  # the session's trained classifier, not a new one
         intents = tmp_path / "intents"

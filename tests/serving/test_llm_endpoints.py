@@ -8,30 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from langchain_openai import ChatOpenAI
 
 from agent.intents import IntentModel
 from core.settings import Settings
 from evals.fake_llm import FakeLlm
 from serving.service import KefuService, TurnResult
 
-_REAL_GENERATE = ChatOpenAI._generate  # taken at import, before the autouse fixture replaces it per test
-
-
-def _loopback_only(self: ChatOpenAI, *args: Any, **kwargs: Any) -> Any:
-    base = str(self.openai_api_base or "")
-    if not base.startswith("http://127.0.0.1:"):
-        raise AssertionError(f"only the loopback fake LLM may be called here, not {base!r}")
-    return _REAL_GENERATE(self, *args, **kwargs)
-
 
 @pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeLlm]]:
+def fakes(loopback_llm: None) -> Iterator[list[FakeLlm]]:
     """Three fake LLM endpoints on loopback, reachable by ChatOpenAI in this test (and nothing else is)."""
-    monkeypatch.setattr(ChatOpenAI, "_generate", _loopback_only)
     servers = [FakeLlm(tool_every=0, foreign_every=0).start() for _ in range(3)]
     yield servers
     for server in servers:
